@@ -1,0 +1,1 @@
+"""One blueprint a feature; each package exports `bp`. Blueprints never import each other."""

@@ -1,0 +1,63 @@
+"""Command-line tools: `flask staff create`, `flask tokens rotate`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Handoff, LinkedProfile, StaffRole
+from app.services.crypto import rotate
+from app.services.staff import StaffError, create_staff
+
+
+@click.group("staff", help="Manage staff accounts (marketers and administrators).")
+def staff_cli() -> None:
+    pass
+
+
+@staff_cli.command("create")
+@click.option("--email", required=True, help="The staff member's email, used to sign in.")
+@click.option(
+    "--role",
+    type=click.Choice([role.value for role in StaffRole]),
+    default=StaffRole.MARKETER.value,
+    show_default=True,
+)
+@click.password_option(
+    "--password", envvar="STAFF_PASSWORD", help="At least 12 characters; prompted if not given."
+)
+def create_staff_command(email: str, role: str, password: str) -> None:
+    """Create a staff account."""
+    try:
+        user = create_staff(email, password, role)
+    except StaffError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {user.role.value} {user.email}.")
+
+
+@click.group("tokens", help="Encrypted tokens at rest.")
+def tokens_cli() -> None:
+    pass
+
+
+@tokens_cli.command("rotate")
+def rotate_tokens_command() -> None:
+    """Re-encrypt every stored token with the first key of TOKEN_ENCRYPTION_KEYS."""
+    count = 0
+    for profile in db.session.scalars(
+        select(LinkedProfile).where(LinkedProfile.refresh_token_encrypted.is_not(None))
+    ):
+        profile.refresh_token_encrypted = rotate(profile.refresh_token_encrypted)
+        count += 1
+    for handoff in db.session.scalars(select(Handoff)):
+        handoff.payload_encrypted = rotate(handoff.payload_encrypted)
+        count += 1
+    db.session.commit()
+    click.echo(f"Re-encrypted {count} values with the newest key; older keys can now be removed.")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(staff_cli)
+    app.cli.add_command(tokens_cli)

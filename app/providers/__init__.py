@@ -1,0 +1,45 @@
+"""Sign-in providers: a slug-keyed registry built from configuration.
+
+Adding a network is one module exposing `from_config(config, http) -> Provider | None`
+plus its entry in PROVIDER_FACTORIES; a network without credentials returns None and is hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+from flask import Flask, current_app
+
+from app.providers import apple
+from app.providers.base import Provider, ProviderError, ProviderProfile
+
+__all__ = ["Provider", "ProviderError", "ProviderProfile", "enabled_providers", "get_provider"]
+
+ProviderFactory = Callable[[Mapping[str, Any], requests.Session], Provider | None]
+
+PROVIDER_FACTORIES: dict[str, ProviderFactory] = {
+    "apple": apple.from_config,
+}
+
+EXTENSION_KEY = "loyalink.providers"
+
+
+def init_providers(app: Flask) -> None:
+    http = requests.Session()
+    http.headers["User-Agent"] = "Loyalink/0.1"
+    registry: dict[str, Provider] = {}
+    for slug, factory in PROVIDER_FACTORIES.items():
+        provider = factory(app.config, http)
+        if provider is not None:
+            registry[slug] = provider
+    app.extensions[EXTENSION_KEY] = registry
+
+
+def enabled_providers() -> list[Provider]:
+    return list(current_app.extensions[EXTENSION_KEY].values())
+
+
+def get_provider(slug: str) -> Provider | None:
+    return current_app.extensions[EXTENSION_KEY].get(slug)

@@ -1,0 +1,1 @@
+"""What views, commands and jobs share. Services never touch the request; they commit."""

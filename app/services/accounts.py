@@ -1,0 +1,206 @@
+"""Members and their linked profiles: sign-in, registration, linking, unlinking, deletion.
+
+A person is (network, subject). Nothing here ever looks a member up by email.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.models import LinkedProfile, Member
+from app.models.types import utcnow
+from app.providers import ProviderProfile, get_provider
+from app.services.crypto import CipherError, decrypt_text, encrypt_text
+from app.services.handoffs import claim_handoff, create_handoff
+
+log = logging.getLogger(__name__)
+
+REGISTRATION = "registration"
+REGISTRATION_TTL_SECONDS = 30 * 60
+
+
+class AccountError(Exception):
+    """A refused account operation; the message is shown to the member as it is."""
+
+
+class Outcome(enum.StrEnum):
+    SIGNED_IN = "signed_in"
+    REGISTRATION_NEEDED = "registration_needed"
+    LINKED = "linked"
+    ALREADY_LINKED = "already_linked"
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    outcome: Outcome
+    member: Member | None = None
+    registration_id: str | None = None
+
+
+def find_profile(network: str, subject: str) -> LinkedProfile | None:
+    return db.session.scalar(
+        select(LinkedProfile).where(
+            LinkedProfile.network == network, LinkedProfile.subject == subject
+        )
+    )
+
+
+def resolve_sign_in(profile: ProviderProfile, current_member: Member | None) -> SignInResult:
+    """Sign in, start a registration, or (when someone is signed in) link the profile."""
+    existing = find_profile(profile.network, profile.subject)
+    if current_member is not None:
+        return _link(profile, current_member, existing)
+    if existing is not None and existing.member.is_active:
+        _refresh_profile(existing, profile)
+        existing.last_sign_in_at = utcnow()
+        db.session.commit()
+        return SignInResult(Outcome.SIGNED_IN, member=existing.member)
+    registration_id = create_handoff(REGISTRATION, profile.to_dict(), REGISTRATION_TTL_SECONDS)
+    return SignInResult(Outcome.REGISTRATION_NEEDED, registration_id=registration_id)
+
+
+def _link(profile: ProviderProfile, member: Member, existing: LinkedProfile | None) -> SignInResult:
+    if existing is not None and existing.member_id != member.id:
+        raise AccountError(
+            "This profile is already linked to another member account, so it was not linked "
+            "to yours. Nothing was changed."
+        )
+    if existing is not None:
+        _refresh_profile(existing, profile)
+        db.session.commit()
+        return SignInResult(Outcome.ALREADY_LINKED, member=member)
+    db.session.add(_new_profile(member, profile))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        # Someone linked the same profile a moment ago: decide again on what is stored now.
+        return _link(profile, member, find_profile(profile.network, profile.subject))
+    return SignInResult(Outcome.LINKED, member=member)
+
+
+def pending_registration(profile_data: dict | None) -> ProviderProfile | None:
+    return ProviderProfile.from_dict(profile_data) if profile_data else None
+
+
+@dataclass(frozen=True)
+class Consent:
+    first_name: str
+    last_name: str
+    contact_email: str | None
+    accept_terms: bool
+    accept_data_processing: bool
+    marketing_opt_in: bool
+
+
+def register_member(registration_id: str | None, consent: Consent) -> Member:
+    """Create the member and its first profile once the newcomer has consented."""
+    if not (consent.accept_terms and consent.accept_data_processing):
+        raise AccountError(
+            "To join you must accept the programme terms and the processing of your personal data."
+        )
+    data = claim_handoff(registration_id, REGISTRATION)
+    if data is None:
+        db.session.rollback()
+        raise AccountError(
+            "This registration has expired or was already completed. Please sign in again."
+        )
+    profile = ProviderProfile.from_dict(data)
+    now = utcnow()
+    member = Member(
+        first_name=consent.first_name.strip()[:100],
+        last_name=consent.last_name.strip()[:100],
+        contact_email=(consent.contact_email or "").strip() or None,
+        terms_version=current_app.config["TERMS_VERSION"],
+        terms_accepted_at=now,
+        data_processing_accepted_at=now,
+        marketing_opt_in=consent.marketing_opt_in,
+    )
+    linked = _new_profile(member, profile)
+    linked.last_sign_in_at = now
+    db.session.add_all([member, linked])
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise AccountError(
+            "This profile was registered a moment ago. Please sign in with it."
+        ) from None
+    return member
+
+
+def unlink_profile(member: Member, profile_id: int) -> LinkedProfile:
+    """Remove one linked profile, never the last way to sign in; revoke its tokens."""
+    profile = db.session.get(LinkedProfile, profile_id)
+    if profile is None or profile.member_id != member.id:
+        raise AccountError("That profile is not linked to your account.")
+    if len(member.profiles) <= 1:
+        raise AccountError(
+            "This is your only way to sign in, so it cannot be removed. Link another profile first."
+        )
+    _revoke_tokens(profile)
+    db.session.delete(profile)
+    db.session.commit()
+    return profile
+
+
+def delete_member(member: Member, *, revoke: bool = True) -> None:
+    """Erase the member's personal data and profiles; the row stays for the ledger's sake."""
+    for profile in list(member.profiles):
+        if revoke:
+            _revoke_tokens(profile)
+        db.session.delete(profile)
+    erase_personal_data(member)
+    db.session.commit()
+
+
+def erase_personal_data(member: Member) -> None:
+    member.first_name = ""
+    member.last_name = ""
+    member.contact_email = None
+    member.marketing_opt_in = False
+    member.deleted_at = utcnow()
+
+
+def _new_profile(member: Member, profile: ProviderProfile) -> LinkedProfile:
+    linked = LinkedProfile(member=member, network=profile.network, subject=profile.subject)
+    linked.display_name = " ".join(p for p in (profile.first_name, profile.last_name) if p)
+    _refresh_profile(linked, profile)
+    return linked
+
+
+def _refresh_profile(linked: LinkedProfile, profile: ProviderProfile) -> None:
+    """Keep what only a first authorization tells (the name); update what may change."""
+    name = " ".join(p for p in (profile.first_name, profile.last_name) if p)
+    if name and not linked.display_name:
+        linked.display_name = name
+    if profile.email:
+        linked.email = profile.email
+        linked.email_verified = profile.email_verified
+        linked.is_private_email = profile.is_private_email
+    if profile.refresh_token:
+        linked.refresh_token_encrypted = encrypt_text(profile.refresh_token)
+    linked.consent_revoked_at = None
+
+
+def _revoke_tokens(profile: LinkedProfile) -> None:
+    if profile.refresh_token_encrypted is None:
+        return
+    provider = get_provider(profile.network)
+    if provider is None:
+        log.warning("cannot revoke %s tokens: the provider is not configured", profile.network)
+        return
+    try:
+        token = decrypt_text(profile.refresh_token_encrypted)
+    except CipherError:
+        log.warning("cannot revoke a %s token: its encryption key is gone", profile.network)
+        return
+    if not provider.revoke(token):
+        log.warning("revoking a %s token failed; the profile is removed anyway", profile.network)

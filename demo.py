@@ -1,0 +1,107 @@
+"""The demo: the portal with the sandbox mounted at /sandbox, on embedded defaults.
+
+`make demo` runs `flask --app demo run`. On first use this writes instance/demo.env with fresh
+demo secrets and a demo Apple key; the sandbox is told the key's public half, exactly as a real
+Apple developer account would be. The product (app/) never imports the sandbox: only this does.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from dotenv import dotenv_values
+from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from app import create_app
+from sandbox import create_sandbox_app
+
+INSTANCE = Path(__file__).resolve().parent / "instance"
+DEMO_ENV = INSTANCE / "demo.env"
+DEMO_KEY = INSTANCE / "demo-apple-key.p8"
+DEMO_PUBLIC_URL = os.environ.get("DEMO_PUBLIC_URL", "http://127.0.0.1:5000")
+SANDBOX_PREFIX = "/sandbox"
+DEMO_MARKETER = "marketer@demo.loyalink.test"
+
+
+def ensure_demo_env() -> dict[str, str]:
+    """Create the demo secrets once; later runs reuse them so sessions and tokens survive."""
+    INSTANCE.mkdir(exist_ok=True)
+    if not DEMO_KEY.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        DEMO_KEY.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        DEMO_KEY.chmod(0o600)
+    if not DEMO_ENV.exists():
+        apple_url = f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/apple"
+        values = {
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "PUBLIC_URL": DEMO_PUBLIC_URL,
+            "APPLE_CLIENT_ID": "test.loyalink.demo",
+            "APPLE_TEAM_ID": "DEMOTEAM01",
+            "APPLE_KEY_ID": "DEMOKEY001",
+            "APPLE_PRIVATE_KEY_FILE": str(DEMO_KEY),
+            "APPLE_BASE_URL": apple_url,
+            "APPLE_ISSUER": apple_url,
+        }
+        DEMO_ENV.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+        DEMO_ENV.chmod(0o600)
+    values = {key: value for key, value in dotenv_values(DEMO_ENV).items() if value is not None}
+    for key, value in values.items():
+        os.environ.setdefault(key, value)
+    return values
+
+
+def create_demo_app() -> Flask:
+    """The portal in demo configuration, with the sandbox answering under /sandbox."""
+    os.environ.setdefault("LOYALINK_ENV", "demo")
+    ensure_demo_env()
+    portal = create_app()
+    config = portal.config
+    sandbox = create_sandbox_app(issuer=config["APPLE_ISSUER"])
+    private_key = serialization.load_pem_private_key(config["APPLE_PRIVATE_KEY"].encode(), None)
+    public_pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    sandbox.extensions["sandbox"].register_apple_client(
+        config["APPLE_CLIENT_ID"],
+        team_id=config["APPLE_TEAM_ID"],
+        key_id=config["APPLE_KEY_ID"],
+        public_key_pem=public_pem.decode(),
+        redirect_uris=[f"{config['PUBLIC_URL']}/auth/apple/callback"],
+        notification_url=f"{config['PUBLIC_URL']}/hooks/apple",
+    )
+    portal.wsgi_app = DispatcherMiddleware(portal.wsgi_app, {SANDBOX_PREFIX: sandbox})
+    portal.cli.add_command(demo_seed)
+    return portal
+
+
+@click.command("demo-seed")
+def demo_seed() -> None:
+    """Create the demo marketer (idempotent) and say how to sign in."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import StaffUser
+    from app.services.staff import create_staff
+
+    password = os.environ.get("DEMO_MARKETER_PASSWORD", "demo-marketer-password")
+    if db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_MARKETER)) is None:
+        create_staff(DEMO_MARKETER, password, "marketer")
+    click.echo(
+        f"\n  Portal:   {DEMO_PUBLIC_URL}/\n"
+        f"  Sandbox:  {DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/ (Apple ID persons, notifications)\n"
+        f"  Staff:    {DEMO_PUBLIC_URL}/staff/ as {DEMO_MARKETER} / {password}\n"
+    )

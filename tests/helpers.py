@@ -1,0 +1,109 @@
+"""Helpers that act as the member's browser between the portal's test client and the sandbox."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import requests
+
+CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token(client, path: str = "/auth/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    match = CSRF_PATTERN.search(html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._in_form = False
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = attributes.get("action")
+            self._in_form = True
+        elif tag == "input" and self._in_form and attributes.get("name"):
+            self.fields[attributes["name"]] = attributes.get("value") or ""
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._in_form = False
+
+
+def first_form(html: str) -> tuple[str, dict[str, str]]:
+    parser = _FormParser()
+    parser.feed(html)
+    assert parser.action, "the page has no form"
+    return parser.action, parser.fields
+
+
+def local_path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def start_apple(client, next_url: str | None = None) -> str:
+    """Press "Continue with Apple"; returns the sandbox authorize URL the portal sent us to."""
+    data = {"csrf_token": csrf_token(client)}
+    if next_url:
+        data["next"] = next_url
+    response = client.post("/auth/apple/start", data=data)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"]
+
+
+def consent_at_sandbox(authorize_url: str, person: str) -> dict[str, str]:
+    """Pick a person on the sandbox's authorize page; returns the fields it form_posts back."""
+    page = requests.get(authorize_url, timeout=5)
+    assert page.status_code == 200, page.text
+    query = dict(part.split("=", 1) for part in urlsplit(authorize_url).query.split("&"))
+    from urllib.parse import unquote_plus
+
+    params = {key: unquote_plus(value) for key, value in query.items()}
+    answer = requests.post(
+        authorize_url.split("?")[0], data={**params, "person": person}, timeout=5
+    )
+    assert answer.status_code == 200, answer.text
+    _, fields = first_form(answer.text)
+    return fields
+
+
+def post_callback(client, fields: dict[str, str]):
+    """The browser's form_post to the portal, then the 303 to the finish step."""
+    response = client.post("/auth/apple/callback", data=fields)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return client.get(local_path(response.headers["Location"]))
+
+
+def apple_sign_in(client, person: str, next_url: str | None = None):
+    """The whole round trip; returns the portal's answer to the finish step."""
+    return post_callback(client, consent_at_sandbox(start_apple(client, next_url), person))
+
+
+def register(client, **overrides):
+    token = csrf_token(client, "/auth/register")
+    data = {
+        "csrf_token": token,
+        "first_name": "Anna",
+        "last_name": "Ivanova",
+        "contact_email": "",
+        "accept_terms": "y",
+        "accept_data_processing": "y",
+        **overrides,
+    }
+    return client.post("/auth/register", data={k: v for k, v in data.items() if v is not None})
+
+
+def sign_up(client, person: str):
+    """A newcomer signs in with Apple and registers; returns the registration answer."""
+    response = apple_sign_in(client, person)
+    assert response.headers["Location"].endswith("/auth/register"), response.headers
+    return register(client)
