@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(DEMO) demo-seed
 	$(DEMO) run --host 127.0.0.1 --port 5000
 
-# The whole suite on SQLite, then every database test again on PostgreSQL.
-test: test-sqlite test-postgres
+# Lint, the whole suite on SQLite, then every database test again on PostgreSQL.
+test: lint test-sqlite test-postgres
 
 test-sqlite: $(STAMP)
 	$(BIN)/python -m pytest

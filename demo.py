@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from dotenv import dotenv_values
 from flask import Flask
+from flask.cli import with_appcontext
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from app import create_app
@@ -89,6 +90,7 @@ def create_demo_app() -> Flask:
 
 
 @click.command("demo-seed")
+@with_appcontext
 def demo_seed() -> None:
     """Create the demo marketer (idempotent) and say how to sign in."""
     from sqlalchemy import select

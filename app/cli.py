@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.extensions import db
@@ -11,10 +12,7 @@ from app.models import Handoff, LinkedProfile, StaffRole
 from app.services.crypto import rotate
 from app.services.staff import StaffError, create_staff
 
-
-@click.group("staff", help="Manage staff accounts (marketers and administrators).")
-def staff_cli() -> None:
-    pass
+staff_cli = AppGroup("staff", help="Manage staff accounts (marketers and administrators).")
 
 
 @staff_cli.command("create")
@@ -37,9 +35,7 @@ def create_staff_command(email: str, role: str, password: str) -> None:
     click.echo(f"Created {user.role.value} {user.email}.")
 
 
-@click.group("tokens", help="Encrypted tokens at rest.")
-def tokens_cli() -> None:
-    pass
+tokens_cli = AppGroup("tokens", help="Encrypted tokens at rest.")
 
 
 @tokens_cli.command("rotate")

@@ -12,7 +12,7 @@ CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def csrf_token(client, path: str = "/auth/login") -> str:
-    html = client.get(path).get_data(as_text=True)
+    html = client.get(path, follow_redirects=True).get_data(as_text=True)
     match = CSRF_PATTERN.search(html)
     assert match, f"no CSRF token on {path}"
     return match.group(1)

@@ -52,7 +52,9 @@ def test_newcomer_registers_after_consent_and_lands_in_account(client, db, sandb
     assert 'value="Anna"' in form and 'value="Ivanova"' in form
     assert 'value="anna.ivanova@example.com"' in form  # Apple verified it, so it pre-fills
 
-    response = register(client, first_name="Anna", marketing_opt_in="y")
+    response = register(
+        client, first_name="Anna", contact_email="anna.ivanova@example.com", marketing_opt_in="y"
+    )
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/account/")
 
@@ -61,6 +63,7 @@ def test_newcomer_registers_after_consent_and_lands_in_account(client, db, sandb
     assert member.terms_version == "2026-12"
     assert member.terms_accepted_at is not None and member.data_processing_accepted_at is not None
     assert member.marketing_opt_in is True
+    assert member.contact_email == "anna.ivanova@example.com"
     (profile,) = member.profiles
     assert (profile.network, profile.subject) == ("apple", ANNA)
     assert profile.email == "anna.ivanova@example.com" and profile.email_verified
@@ -266,6 +269,22 @@ def test_registration_requires_both_consents(client, db, sandbox):
     page = response.get_data(as_text=True)
     assert "must accept the programme terms" in page
     assert "personal-data processing" in page
+    assert count(db, Member) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("first_name", "", "Tell us your first name."),
+        ("contact_email", "anna@", "Enter a valid email address."),
+        ("last_name", "x" * 101, "Field cannot be longer than 100 characters."),
+    ],
+)
+def test_registration_bad_input(client, db, sandbox, field, value, message):
+    apple_sign_in(client, ANNA)
+    response = register(client, **{field: value})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
     assert count(db, Member) == 0
 
 
