@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
-DEMO := LOYALINK_ENV=demo $(BIN)/flask --app demo
+DEMO := LOYALINK_ENV=demo $(BIN)/flask --app demo:create_demo_app
 POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
 .PHONY: install demo test test-sqlite test-postgres lint format bench vendor-htmx clean

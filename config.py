@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
@@ -101,6 +102,13 @@ class Config:
 
     def validate(self) -> None:
         """Raise ConfigError when this configuration cannot run safely."""
+        try:
+            ZoneInfo(self.PROGRAMME_TIMEZONE)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"PROGRAMME_TIMEZONE={self.PROGRAMME_TIMEZONE!r} is not a time zone name "
+                "such as Europe/Moscow"
+            ) from None
         if self.APPLE_CLIENT_SECRET_TTL_SECONDS > 15_777_000:
             raise ConfigError("APPLE_CLIENT_SECRET_TTL_SECONDS may be at most 15777000 (6 months)")
 

@@ -1,8 +1,9 @@
 """The demo: the portal with the sandbox mounted at /sandbox, on embedded defaults.
 
-`make demo` runs `flask --app demo run`. On first use this writes instance/demo.env with fresh
-demo secrets and a demo Apple key; the sandbox is told the key's public half, exactly as a real
-Apple developer account would be. The product (app/) never imports the sandbox: only this does.
+`make demo` runs `flask --app demo:create_demo_app run`. On first use this writes
+instance/demo.env with fresh demo secrets and a demo Apple key; the sandbox is told the key's
+public half, exactly as a real Apple developer account would be. The product (app/) never
+imports the sandbox: only this does.
 """
 
 from __future__ import annotations

@@ -130,3 +130,9 @@ def test_half_configured_apple_is_refused(production_env, tmp_path):
     production_env.setenv("APPLE_CLIENT_ID", "com.example.web")
     with pytest.raises(ValueError, match="half configured: set APPLE_TEAM_ID"):
         create_app("production")
+
+
+def test_unknown_time_zone_is_refused(monkeypatch):
+    monkeypatch.setenv("PROGRAMME_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigError, match="PROGRAMME_TIMEZONE='Mars/Olympus' is not a time zone"):
+        load_config("demo").validate()
