@@ -76,6 +76,9 @@ class Config:
         self.PROGRAMME_NAME = _env("PROGRAMME_NAME", "Loyalink")
         self.TERMS_VERSION = _env("TERMS_VERSION", "2026-12")
         self.PROGRAMME_TIMEZONE = _env("PROGRAMME_TIMEZONE", "Europe/Moscow")
+        # False: a deduction stops at zero and the ledger records the shortfall.
+        self.ALLOW_NEGATIVE_BALANCE = _env_bool("ALLOW_NEGATIVE_BALANCE", False)
+        self.EXPIRY_WARNING_DAYS = _env_int("EXPIRY_WARNING_DAYS", 30)
         self.HTTP_TIMEOUT_SECONDS = _env_int("HTTP_TIMEOUT_SECONDS", 10)
         self.AUTH_FLOW_TTL_SECONDS = _env_int("AUTH_FLOW_TTL_SECONDS", 600)
         self.SESSION_COOKIE_HTTPONLY = True

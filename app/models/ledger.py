@@ -22,7 +22,11 @@ class EntryKind(enum.StrEnum):
 
 class LedgerEntry(db.Model):
     __tablename__ = "ledger_entries"
-    __table_args__ = (CheckConstraint("amount <> 0", name="nonzero_amount"),)
+    # Zero only records a deduction's shortfall (the balance stopped at zero) or that an expired
+    # accrual had nothing left to burn.
+    __table_args__ = (
+        CheckConstraint("amount <> 0 OR shortfall > 0 OR kind = 'expiry'", name="nonzero_amount"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
@@ -38,6 +42,17 @@ class LedgerEntry(db.Model):
     reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
+    offer_id: Mapped[str | None] = mapped_column(String(64))
+    offer_version: Mapped[int | None]
+    action_id: Mapped[str | None] = mapped_column(String(64))
+    # What the entry is about (a profile, a membership, one activity): anti-farming works on it.
+    fact_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    cap_counter: Mapped[str | None] = mapped_column(String(255))
+    # Pending until then; None means at once.
+    available_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    shortfall: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class LedgerIsAppendOnly(RuntimeError):

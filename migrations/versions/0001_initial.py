@@ -1,8 +1,8 @@
-"""members, linked profiles, ledger, staff, handoffs, notifications
+"""initial schema: members, profiles, ledger (append-only), events, counters, outbox, offers, staff
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 15:40:41.649934
+Create Date: 2026-12-04 15:55:16.761090
 
 """
 from alembic import op
@@ -33,6 +33,12 @@ POSTGRES_TRIGGER = [
 
 
 def upgrade():
+    op.create_table('counters',
+    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('value', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_counters'))
+    )
     op.create_table('handoffs',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('purpose', sa.String(length=40), nullable=False),
@@ -78,26 +84,25 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_users')),
     sa.UniqueConstraint('email', name=op.f('uq_staff_users_email'))
     )
-    op.create_table('ledger_entries',
+    op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.Enum('accrual', 'deduction', 'reversal', 'expiry', 'adjustment', name='entrykind', native_enum=False, length=20), nullable=False),
-    sa.Column('amount', sa.Integer(), nullable=False),
-    sa.Column('idempotency_key', sa.String(length=255), nullable=False),
-    sa.Column('description', sa.String(length=255), nullable=False),
-    sa.Column('reverses_id', sa.Integer(), nullable=True),
-    sa.Column('created_by_staff_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint('amount <> 0', name=op.f('ck_ledger_entries_nonzero_amount')),
-    sa.ForeignKeyConstraint(['created_by_staff_id'], ['staff_users.id'], name=op.f('fk_ledger_entries_created_by_staff_id_staff_users')),
-    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_ledger_entries_member_id_members')),
-    sa.ForeignKeyConstraint(['reverses_id'], ['ledger_entries.id'], name=op.f('fk_ledger_entries_reverses_id_ledger_entries')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries')),
-    sa.UniqueConstraint('idempotency_key', name=op.f('uq_ledger_entries_idempotency_key'))
+    sa.Column('network', sa.String(length=32), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('group_id', sa.String(length=64), nullable=True),
+    sa.Column('object_id', sa.String(length=128), nullable=True),
+    sa.Column('activity', sa.String(length=16), nullable=True),
+    sa.Column('activity_id', sa.String(length=128), nullable=True),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_events_member_id_members')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
+    sa.UniqueConstraint('key', name=op.f('uq_events_key'))
     )
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_ledger_entries_created_at'), ['created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_ledger_entries_member_id'), ['member_id'], unique=False)
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_events_member_id'), ['member_id'], unique=False)
 
     op.create_table('linked_profiles',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -120,6 +125,73 @@ def upgrade():
     with op.batch_alter_table('linked_profiles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_linked_profiles_member_id'), ['member_id'], unique=False)
 
+    op.create_table('offer_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('offer_id', sa.String(length=64), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_by_staff_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_staff_id'], ['staff_users.id'], name=op.f('fk_offer_versions_created_by_staff_id_staff_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_offer_versions')),
+    sa.UniqueConstraint('offer_id', 'version', name=op.f('uq_offer_versions_offer_id_version'))
+    )
+    with op.batch_alter_table('offer_versions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_offer_versions_offer_id'), ['offer_id'], unique=False)
+
+    op.create_table('outbox_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=255), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('subject', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.String(length=2000), nullable=False),
+    sa.Column('offer_id', sa.String(length=64), nullable=False),
+    sa.Column('offer_version', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_outbox_messages_member_id_members')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_messages')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_outbox_messages_idempotency_key'))
+    )
+    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_messages_member_id'), ['member_id'], unique=False)
+
+    op.create_table('ledger_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.Enum('accrual', 'deduction', 'reversal', 'expiry', 'adjustment', name='entrykind', native_enum=False, length=20), nullable=False),
+    sa.Column('amount', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.String(length=255), nullable=False),
+    sa.Column('reverses_id', sa.Integer(), nullable=True),
+    sa.Column('created_by_staff_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=True),
+    sa.Column('offer_id', sa.String(length=64), nullable=True),
+    sa.Column('offer_version', sa.Integer(), nullable=True),
+    sa.Column('action_id', sa.String(length=64), nullable=True),
+    sa.Column('fact_key', sa.String(length=255), nullable=True),
+    sa.Column('cap_counter', sa.String(length=255), nullable=True),
+    sa.Column('available_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('shortfall', sa.Integer(), server_default='0', nullable=False),
+    sa.CheckConstraint("amount <> 0 OR shortfall > 0 OR kind = 'expiry'", name=op.f('ck_ledger_entries_nonzero_amount')),
+    sa.ForeignKeyConstraint(['created_by_staff_id'], ['staff_users.id'], name=op.f('fk_ledger_entries_created_by_staff_id_staff_users')),
+    sa.ForeignKeyConstraint(['event_id'], ['events.id'], name=op.f('fk_ledger_entries_event_id_events')),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_ledger_entries_member_id_members')),
+    sa.ForeignKeyConstraint(['reverses_id'], ['ledger_entries.id'], name=op.f('fk_ledger_entries_reverses_id_ledger_entries')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_ledger_entries_idempotency_key'))
+    )
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ledger_entries_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_entries_event_id'), ['event_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_entries_expires_at'), ['expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_entries_fact_key'), ['fact_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_entries_member_id'), ['member_id'], unique=False)
+
+
     # The database itself refuses to change or delete a ledger entry, whatever the code does.
     statements = SQLITE_TRIGGERS if op.get_bind().dialect.name == "sqlite" else POSTGRES_TRIGGER
     for statement in statements:
@@ -133,15 +205,30 @@ def downgrade():
     else:
         op.execute("DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries")
         op.execute("DROP FUNCTION IF EXISTS ledger_entries_append_only()")
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_member_id'))
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_fact_key'))
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_event_id'))
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_created_at'))
+
+    op.drop_table('ledger_entries')
+    with op.batch_alter_table('outbox_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_messages_member_id'))
+
+    op.drop_table('outbox_messages')
+    with op.batch_alter_table('offer_versions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_offer_versions_offer_id'))
+
+    op.drop_table('offer_versions')
     with op.batch_alter_table('linked_profiles', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_linked_profiles_member_id'))
 
     op.drop_table('linked_profiles')
-    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_member_id'))
-        batch_op.drop_index(batch_op.f('ix_ledger_entries_created_at'))
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_events_member_id'))
 
-    op.drop_table('ledger_entries')
+    op.drop_table('events')
     op.drop_table('staff_users')
     op.drop_table('provider_notifications')
     op.drop_table('members')
@@ -149,3 +236,4 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_handoffs_expires_at'))
 
     op.drop_table('handoffs')
+    op.drop_table('counters')
