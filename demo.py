@@ -93,13 +93,15 @@ def create_demo_app() -> Flask:
 @click.command("demo-seed")
 @with_appcontext
 def demo_seed() -> None:
-    """Create the demo marketer (idempotent) and say how to sign in."""
+    """Install the seed offers and the demo marketer (idempotent); say how to sign in."""
     from sqlalchemy import select
 
     from app.extensions import db
     from app.models import StaffUser
+    from app.services.offers import install_seed_offers
     from app.services.staff import create_staff
 
+    install_seed_offers()
     password = os.environ.get("DEMO_MARKETER_PASSWORD", "demo-marketer-password")
     if db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_MARKETER)) is None:
         create_staff(DEMO_MARKETER, password, "marketer")

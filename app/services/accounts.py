@@ -17,8 +17,10 @@ from app.extensions import db
 from app.models import LinkedProfile, Member
 from app.models.types import utcnow
 from app.providers import ProviderProfile, get_provider
+from app.rules import Event, EventKind
 from app.services.crypto import CipherError, decrypt_text, encrypt_text
 from app.services.handoffs import claim_handoff, create_handoff
+from app.services.processing import process_events
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,11 @@ def _link(profile: ProviderProfile, member: Member, existing: LinkedProfile | No
         _refresh_profile(existing, profile)
         db.session.commit()
         return SignInResult(Outcome.ALREADY_LINKED, member=member)
-    db.session.add(_new_profile(member, profile))
+    linked = _new_profile(member, profile)
+    db.session.add(linked)
     try:
+        db.session.flush()
+        _record_profile_event(linked, EventKind.PROFILE_LINKED)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -127,6 +132,8 @@ def register_member(registration_id: str | None, consent: Consent) -> Member:
     linked.last_sign_in_at = now
     db.session.add_all([member, linked])
     try:
+        db.session.flush()
+        _record_profile_event(linked, EventKind.PROFILE_LINKED)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -146,6 +153,7 @@ def unlink_profile(member: Member, profile_id: int) -> LinkedProfile:
             "This is your only way to sign in, so it cannot be removed. Link another profile first."
         )
     _revoke_tokens(profile)
+    _record_profile_event(profile, EventKind.PROFILE_UNLINKED)
     db.session.delete(profile)
     db.session.commit()
     return profile
@@ -167,6 +175,23 @@ def erase_personal_data(member: Member) -> None:
     member.contact_email = None
     member.marketing_opt_in = False
     member.deleted_at = utcnow()
+
+
+def _record_profile_event(profile: LinkedProfile, kind: EventKind) -> None:
+    """Linking and unlinking are processed at once, in the transaction that makes them."""
+    verb = "linked" if kind is EventKind.PROFILE_LINKED else "unlinked"
+    process_events(
+        [
+            Event(
+                key=f"{profile.network}:{profile.subject}:{verb}:{profile.id}",
+                kind=kind,
+                member_id=profile.member_id,
+                network=profile.network,
+                occurred_at=utcnow(),
+                subject=profile.subject,
+            )
+        ]
+    )
 
 
 def _new_profile(member: Member, profile: ProviderProfile) -> LinkedProfile:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import EntryKind, LedgerEntry, Member, StaffUser
@@ -71,3 +75,111 @@ def adjust(
             raise
         return existing, False
     return entry, True
+
+
+@dataclass(frozen=True)
+class PointsSummary:
+    available: int
+    pending: int
+    expiring_soon: int
+    next_expiry: datetime | None
+
+
+@dataclass
+class _Lot:
+    entry: LedgerEntry
+    remaining: int
+
+
+def _lots(member_id: int) -> tuple[list[_Lot], list[LedgerEntry]]:
+    """The member's credits with what is left of each: debits burn the oldest points first.
+
+    A reversal or an expiry takes from the very entry it names; other debits (deductions,
+    negative adjustments) take from the oldest available credits.
+    """
+    entries = list(
+        db.session.scalars(
+            select(LedgerEntry).where(LedgerEntry.member_id == member_id).order_by(LedgerEntry.id)
+        )
+    )
+    lots = [_Lot(e, e.amount) for e in entries if e.amount > 0]
+    by_id = {lot.entry.id: lot for lot in lots}
+    floating = 0
+    for entry in entries:
+        if entry.amount >= 0:
+            continue
+        target = by_id.get(entry.reverses_id) if entry.reverses_id else None
+        if target is not None:
+            target.remaining = max(0, target.remaining + entry.amount)
+        else:
+            floating += -entry.amount
+    for lot in sorted(lots, key=lambda lot: (_available_at(lot.entry), lot.entry.id)):
+        if floating <= 0:
+            break
+        burned = min(lot.remaining, floating)
+        lot.remaining -= burned
+        floating -= burned
+    return lots, entries
+
+
+def _available_at(entry: LedgerEntry) -> datetime:
+    return entry.available_at or entry.created_at
+
+
+def points_summary(member_id: int, now: datetime, warning_days: int) -> PointsSummary:
+    lots, entries = _lots(member_id)
+    pending = sum(e.amount for e in entries if e.amount > 0 and _available_at(e) > now)
+    total = sum(e.amount for e in entries)
+    horizon = now + timedelta(days=warning_days)
+    soon = [
+        lot
+        for lot in lots
+        if lot.remaining > 0 and lot.entry.expires_at and now < lot.entry.expires_at <= horizon
+    ]
+    return PointsSummary(
+        available=total - pending,
+        pending=pending,
+        expiring_soon=sum(lot.remaining for lot in soon),
+        next_expiry=min((lot.entry.expires_at for lot in soon), default=None),
+    )
+
+
+def expire_points(now: datetime) -> int:
+    """Burn what is left of every accrual past its expiry; returns the entries written."""
+    expired = aliased(LedgerEntry)
+    due_members = db.session.scalars(
+        select(LedgerEntry.member_id)
+        .where(
+            LedgerEntry.expires_at <= now,
+            ~exists().where(
+                expired.reverses_id == LedgerEntry.id, expired.kind == EntryKind.EXPIRY
+            ),
+        )
+        .distinct()
+    ).all()
+    written = 0
+    for member_id in due_members:
+        lots, entries = _lots(member_id)
+        done = {e.reverses_id for e in entries if e.kind is EntryKind.EXPIRY}
+        for lot in lots:
+            entry = lot.entry
+            if entry.expires_at is None or entry.expires_at > now or entry.id in done:
+                continue
+            db.session.add(
+                LedgerEntry(
+                    member_id=member_id,
+                    kind=EntryKind.EXPIRY,
+                    amount=-lot.remaining,
+                    idempotency_key=f"expiry:{entry.id}",
+                    description=f"Expired: {entry.description}"[:255],
+                    reverses_id=entry.id,
+                )
+            )
+            written += 1
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # Another run expired the same entries a moment ago: theirs stand, ours are dropped.
+            db.session.rollback()
+            written = 0
+    return written

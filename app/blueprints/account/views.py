@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import logout_user
 
 from app.blueprints.account import bp
 from app.blueprints.account.forms import DeleteAccountForm, ProfileForm
 from app.extensions import db
+from app.models.types import utcnow
 from app.providers import enabled_providers, get_provider
 from app.security import current_member, member_required
 from app.services import ledger
@@ -19,12 +20,8 @@ from app.services.accounts import AccountError, delete_member, unlink_profile
 def overview():
     member = current_member()
     entries, _ = ledger.history(member.id, limit=5)
-    return render_template(
-        "account/overview.html",
-        member=member,
-        balance=ledger.balance(member.id),
-        entries=entries,
-    )
+    summary = ledger.points_summary(member.id, utcnow(), current_app.config["EXPIRY_WARNING_DAYS"])
+    return render_template("account/overview.html", member=member, summary=summary, entries=entries)
 
 
 @bp.route("/profile", methods=["GET", "POST"])
