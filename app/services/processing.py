@@ -27,6 +27,7 @@ from app.models import Event as EventRow
 from app.models.types import utcnow
 from app.rules import (
     Award,
+    Evaluation,
     Event,
     LedgerEffect,
     LedgerState,
@@ -339,3 +340,12 @@ def _write_messages(messages, events_by_key: dict[str, Event]) -> None:
         _dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"]),
         rows,
     )
+
+
+def dry_run(event: Event) -> Evaluation:
+    """Evaluate an event against the current offers and the member's real state; write nothing."""
+    offers = current_offers()
+    rules_policy = policy()
+    members = _member_facts([event.member_id])
+    state, _ = _load_state([event], offers, [event.member_id], rules_policy)
+    return evaluate(event, offers, members.get(event.member_id, MemberFacts()), state, rules_policy)

@@ -154,3 +154,69 @@ def test_adjustment_bad_input(client, marketer, sandbox, app, db, amount, reason
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+
+
+def test_offers_page_lists_the_seed_offers_and_simulates_without_writing(
+    client, marketer, sandbox, app, db
+):
+    from app.models import Event as EventRow
+    from app.services.offers import install_seed_offers
+
+    with app.app_context():
+        install_seed_offers()
+    sign_up(app.test_client(), "001001.anna")
+    member = db.session.scalar(select(Member))
+    entries_before = db.session.scalar(select(func.count()).select_from(LedgerEntry))
+    staff_sign_in(client, marketer)
+    page = client.get("/staff/offers").get_data(as_text=True)
+    for offer_id in (
+        "link-bonus",
+        "join-group",
+        "reposts-comments",
+        "likes-monthly",
+        "leave-group",
+        "repost-deleted",
+    ):
+        assert f'data-test="offer-{offer_id}"' in page
+    token = csrf_token(client, "/staff/offers")
+    answer = client.post(
+        "/staff/offers/simulate",
+        data={
+            "csrf_token": token,
+            "member_id": member.id,
+            "kind": "activity",
+            "network": "vk",
+            "group_id": "club",
+            "object_id": "p1",
+            "activity": "like",
+        },
+        headers={"HX-Request": "true"},
+    )
+    partial = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "<html" not in partial
+    assert "First like this month" in partial and "+5" in partial
+    assert "likes-monthly chain 0: matched" in partial
+    assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries_before
+    assert db.session.scalar(select(func.count()).select_from(EventRow)) == 1  # the link only
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"member_id": "999", "kind": "joined_group"}, "No member has this number."),
+        ({"member_id": "", "kind": "joined_group"}, "Give a member number."),
+        ({"member_id": "1", "kind": "activity"}, "needs an activity and a post"),
+        ({"member_id": "1", "kind": "exploded"}, "Not a valid choice"),
+    ],
+)
+def test_simulation_bad_input(client, marketer, sandbox, app, data, message):
+    sign_up(app.test_client(), "001001.anna")
+    staff_sign_in(client, marketer)
+    token = csrf_token(client, "/staff/offers")
+    answer = client.post(
+        "/staff/offers/simulate",
+        data={"csrf_token": token, "network": "vk", **data},
+        headers={"HX-Request": "true"},
+    )
+    assert answer.status_code == 400
+    assert message in answer.get_data(as_text=True)

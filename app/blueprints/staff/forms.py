@@ -1,7 +1,17 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, Length, NumberRange
+from wtforms import (
+    DateTimeLocalField,
+    EmailField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+)
+from wtforms.fields import SelectChoice
+from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional
 
+from app.rules import ActivityKind, EventKind
 from app.services.ledger import MAX_ADJUSTMENT
 
 
@@ -26,3 +36,24 @@ class AdjustmentForm(FlaskForm):
     )
     # Generated when the form is shown: a double submit carries the same key, so pays once.
     request_key = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+
+
+class SimulationForm(FlaskForm):
+    """An event to try against the offers, without writing anything."""
+
+    member_id = IntegerField("Member number", validators=[DataRequired("Give a member number.")])
+    kind = SelectField(
+        "Event", choices=[SelectChoice(k.value, k.value.replace("_", " ")) for k in EventKind]
+    )
+    network = StringField("Network", default="vk", validators=[DataRequired(), Length(max=32)])
+    group_id = StringField("Group", validators=[Optional(), Length(max=64)])
+    object_id = StringField("Post", validators=[Optional(), Length(max=128)])
+    activity = SelectField(
+        "Activity",
+        choices=[SelectChoice("", "-")] + [SelectChoice(a.value, a.value) for a in ActivityKind],
+        default="",
+    )
+    activity_id = StringField("Comment id", validators=[Optional(), Length(max=128)])
+    occurred_at = DateTimeLocalField(
+        "When (programme time; empty: now)", validators=[Optional()], format="%Y-%m-%dT%H:%M"
+    )

@@ -8,11 +8,14 @@ from flask import abort, flash, redirect, render_template, request, session, url
 from flask_login import current_user, login_user, logout_user
 
 from app.blueprints.staff import bp
-from app.blueprints.staff.forms import AdjustmentForm, StaffLoginForm
+from app.blueprints.staff.forms import AdjustmentForm, SimulationForm, StaffLoginForm
 from app.extensions import db
 from app.models import Member
+from app.models.types import utcnow
+from app.rules import ActivityKind, Event, EventKind
 from app.security import is_safe_next, staff_required
 from app.services import ledger
+from app.services.processing import current_offers, dry_run, policy
 from app.services.staff import authenticate, list_members, programme_summary
 
 
@@ -93,3 +96,49 @@ def member(member_id: int):
         ),
         status,
     )
+
+
+@bp.get("/offers")
+@staff_required
+def offers():
+    listed = sorted(current_offers(), key=lambda offer: (offer.state != "active", offer.id))
+    return render_template("staff/offers.html", offers=listed, form=SimulationForm())
+
+
+@bp.post("/offers/simulate")
+@staff_required
+def simulate():
+    """Which offers would fire for this event, and why not: a dry run on the member's state."""
+    form = SimulationForm()
+    evaluation = None
+    if form.validate_on_submit():
+        if db.session.get(Member, form.member_id.data) is None:
+            form.member_id.errors.append("No member has this number.")
+        elif EventKind(form.kind.data) in (EventKind.ACTIVITY, EventKind.ACTIVITY_DELETED) and (
+            not form.activity.data or not form.object_id.data
+        ):
+            form.activity.errors.append("An activity event needs an activity and a post.")
+        else:
+            when = form.occurred_at.data
+            occurred = when.replace(tzinfo=policy().timezone) if when is not None else utcnow()
+            event = Event(
+                key="simulation",
+                kind=EventKind(form.kind.data),
+                member_id=form.member_id.data,
+                network=form.network.data.strip(),
+                occurred_at=occurred,
+                subject="simulation",
+                group_id=form.group_id.data or None,
+                object_id=form.object_id.data or None,
+                activity=ActivityKind(form.activity.data) if form.activity.data else None,
+                activity_id=form.activity_id.data or None,
+            )
+            evaluation = dry_run(event)
+    status = 200 if evaluation is not None else 400
+    template = (
+        "_partials/simulation.html" if request.headers.get("HX-Request") else ("staff/offers.html")
+    )
+    context = {"form": form, "evaluation": evaluation}
+    if template == "staff/offers.html":
+        context["offers"] = current_offers()
+    return render_template(template, **context), status
