@@ -61,6 +61,37 @@ def _read_key(value_var: str, file_var: str) -> str | None:
     return None
 
 
+# Where each network's sign-in lives; production refuses any of these pointing at the sandbox.
+PROVIDER_URLS = {
+    "APPLE_BASE_URL": APPLE_ID_URL,
+    "APPLE_ISSUER": APPLE_ID_URL,
+    "VKID_BASE_URL": "https://id.vk.com",
+    "OK_CONNECT_URL": "https://connect.ok.ru",
+    "OK_API_URL": "https://api.ok.ru",
+    "MAILRU_OAUTH_URL": "https://oauth.mail.ru",
+    "YANDEX_OAUTH_URL": "https://oauth.yandex.ru",
+    "YANDEX_LOGIN_URL": "https://login.yandex.ru",
+    "TELEGRAM_ISSUER": "https://oauth.telegram.org",
+    "TELEGRAM_WIDGET_URL": "https://oauth.telegram.org",
+    "GOOGLE_ISSUER": "https://accounts.google.com",
+}
+PROVIDER_CREDENTIALS = (
+    "VKID_CLIENT_ID",
+    "OK_CLIENT_ID",
+    "OK_APPLICATION_KEY",
+    "OK_CLIENT_SECRET",
+    "MAILRU_CLIENT_ID",
+    "MAILRU_CLIENT_SECRET",
+    "YANDEX_CLIENT_ID",
+    "YANDEX_CLIENT_SECRET",
+    "TELEGRAM_CLIENT_ID",
+    "TELEGRAM_CLIENT_SECRET",
+    "TELEGRAM_BOT_TOKEN",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_SECRET",
+)
+
+
 class Config:
     """Settings shared by every environment; each value can be overridden by a variable."""
 
@@ -94,8 +125,17 @@ class Config:
         self.APPLE_TEAM_ID = _env("APPLE_TEAM_ID")
         self.APPLE_KEY_ID = _env("APPLE_KEY_ID")
         self.APPLE_PRIVATE_KEY = _read_key("APPLE_PRIVATE_KEY", "APPLE_PRIVATE_KEY_FILE")
-        self.APPLE_BASE_URL = _env("APPLE_BASE_URL", APPLE_ID_URL)
-        self.APPLE_ISSUER = _env("APPLE_ISSUER", APPLE_ID_URL)
+        for name, default in PROVIDER_URLS.items():
+            setattr(self, name, _env(name, default))
+        for name in PROVIDER_CREDENTIALS:
+            setattr(self, name, _env(name))
+        self.TELEGRAM_AUTH_MAX_AGE_SECONDS = _env_int("TELEGRAM_AUTH_MAX_AGE_SECONDS", 600)
+        # Linking a profile asks for a fresh sign-in when the session is older than this.
+        self.REAUTH_MAX_AGE_SECONDS = _env_int("REAUTH_MAX_AGE_SECONDS", 900)
+        self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
+        self.SIGN_IN_RATE_LIMIT = _env("SIGN_IN_RATE_LIMIT", "20 per minute")
+        self.LINK_RATE_LIMIT = _env("LINK_RATE_LIMIT", "10 per minute")
         self.APPLE_CLIENT_SECRET_TTL_SECONDS = _env_int(
             "APPLE_CLIENT_SECRET_TTL_SECONDS", 30 * 24 * 3600
         )
@@ -128,7 +168,7 @@ class ProductionConfig(Config):
             raise ConfigError("SECRET_KEY must be at least 32 characters long")
         if not (self.PUBLIC_URL or "").startswith("https://"):
             raise ConfigError("PUBLIC_URL must be an https:// address in production")
-        for name in ("APPLE_BASE_URL", "APPLE_ISSUER"):
+        for name in PROVIDER_URLS:
             if is_sandbox_url(getattr(self, name)):
                 raise ConfigError(
                     f"{name} points at the sandbox ({getattr(self, name)}): "
@@ -160,6 +200,8 @@ class TestingConfig(DemoConfig):
     def __init__(self) -> None:
         super().__init__()
         self.TESTING = True
+        # One limiter serves every app of the test process: tests that check limits enable it.
+        self.RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", False)
         self.SECRET_KEY = "testing-secret-key-not-for-production-000000"  # noqa: S105
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(_env("TEST_DATABASE_URL"))
 

@@ -49,9 +49,9 @@ def rotate_tokens_command() -> None:
     """Re-encrypt every stored token with the first key of TOKEN_ENCRYPTION_KEYS."""
     count = 0
     for profile in db.session.scalars(
-        select(LinkedProfile).where(LinkedProfile.refresh_token_encrypted.is_not(None))
+        select(LinkedProfile).where(LinkedProfile.token_encrypted.is_not(None))
     ):
-        profile.refresh_token_encrypted = rotate(profile.refresh_token_encrypted)
+        profile.token_encrypted = rotate(profile.token_encrypted)
         count += 1
     for handoff in db.session.scalars(select(Handoff)):
         handoff.payload_encrypted = rotate(handoff.payload_encrypted)

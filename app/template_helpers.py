@@ -9,6 +9,7 @@ from flask import Flask, current_app, request
 from flask_login import current_user
 
 from app.models import EntryKind
+from app.providers import provider_for_network
 
 ENTRY_LABELS = {
     EntryKind.ACCRUAL: "Points earned",
@@ -27,6 +28,12 @@ def local_time(value: datetime | None, fmt: str = "%d %b %Y, %H:%M") -> str:
     return value.astimezone(zone).strftime(fmt)
 
 
+def network_name(network: str) -> str:
+    """The name members know a network by (its provider's), e.g. "VK ID" for vk."""
+    provider = provider_for_network(network)
+    return provider.name if provider else network.title()
+
+
 def points(value: int) -> str:
     return f"{value:+,}".replace(",", "\u202f") if value else "0"
 
@@ -34,6 +41,7 @@ def points(value: int) -> str:
 def register(app: Flask) -> None:
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(points, "points")
+    app.add_template_filter(network_name, "network_name")
 
     @app.context_processor
     def portal_globals():

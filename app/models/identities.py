@@ -29,7 +29,8 @@ class LinkedProfile(db.Model):
     email_verified: Mapped[bool] = mapped_column(default=False)
     is_private_email: Mapped[bool] = mapped_column(default=False)
     email_forwarding_enabled: Mapped[bool] = mapped_column(default=True)
-    refresh_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The token that revokes our access at unlink (encrypted; never logged or rendered).
+    token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when the person withdrew our app's access at the provider; a new sign-in clears it.

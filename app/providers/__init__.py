@@ -12,7 +12,7 @@ from typing import Any
 import requests
 from flask import Flask, current_app
 
-from app.providers import apple
+from app.providers import apple, google, mailru, ok, telegram, vkid, yandex
 from app.providers.base import Provider, ProviderError, ProviderProfile
 
 __all__ = ["Provider", "ProviderError", "ProviderProfile", "enabled_providers", "get_provider"]
@@ -21,6 +21,13 @@ ProviderFactory = Callable[[Mapping[str, Any], requests.Session], Provider | Non
 
 PROVIDER_FACTORIES: dict[str, ProviderFactory] = {
     "apple": apple.from_config,
+    "vkid": vkid.from_config,
+    "ok": ok.from_config,
+    "mailru": mailru.from_config,
+    "yandex": yandex.from_config,
+    "telegram": telegram.from_config,
+    "telegram-widget": telegram.widget_from_config,
+    "google": google.from_config,
 }
 
 EXTENSION_KEY = "loyalink.providers"
@@ -43,3 +50,8 @@ def enabled_providers() -> list[Provider]:
 
 def get_provider(slug: str) -> Provider | None:
     return current_app.extensions[EXTENSION_KEY].get(slug)
+
+
+def provider_for_network(network: str) -> Provider | None:
+    """A configured provider of this network (to revoke its tokens, to name it)."""
+    return next((p for p in enabled_providers() if p.network == network), None)

@@ -14,7 +14,6 @@ Apple's JWKS, iss, aud, exp, nonce) because without the "openid" scope no librar
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -27,8 +26,15 @@ import jwt
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from app.providers.base import AuthorizationRequest, Provider, ProviderError, ProviderProfile
-from app.providers.jwks import JWKSCache, JWKSError
+from app.providers.base import (
+    AuthorizationRequest,
+    Provider,
+    ProviderError,
+    ProviderProfile,
+    configured,
+)
+from app.providers.jwks import JWKSCache
+from app.providers.tokens import ID_TOKEN_CLAIMS, check_nonce, verify_jws
 
 log = logging.getLogger(__name__)
 
@@ -138,17 +144,12 @@ class AppleProvider(Provider):
             email=claims.get("email"),
             email_verified=_truthy(claims.get("email_verified")),
             is_private_email=_truthy(claims.get("is_private_email")),
-            refresh_token=tokens.get("refresh_token"),
+            token=tokens.get("refresh_token"),
         )
 
     def verify_id_token(self, id_token: str, *, nonce: str) -> dict[str, Any]:
         claims = self._verify_jws(id_token, what="sign-in token")
-        if not hmac.compare_digest(str(claims.get("nonce", "")), nonce):
-            log.warning("Apple id_token nonce mismatch")
-            raise ProviderError(
-                "Apple's sign-in token was not issued for this sign-in (nonce mismatch). "
-                "Nothing was changed; please sign in again."
-            )
+        check_nonce(claims, nonce, self.name)
         return claims
 
     def verify_notification(self, payload: str) -> dict[str, Any]:
@@ -165,14 +166,14 @@ class AppleProvider(Provider):
         events["_jti"] = claims.get("jti")
         return events
 
-    def revoke(self, refresh_token: str) -> bool:
+    def revoke(self, token: str) -> bool:
         try:
             response = self.http.post(
                 f"{self.base_url}/auth/revoke",
                 data={
                     "client_id": self.client_id,
                     "client_secret": self.client_secret(),
-                    "token": refresh_token,
+                    "token": token,
                     "token_type_hint": "refresh_token",
                 },
                 timeout=self.timeout,
@@ -216,27 +217,16 @@ class AppleProvider(Provider):
         raise ProviderError("Apple could not complete the sign-in. Please try again.")
 
     def _verify_jws(self, token: str, *, what: str) -> dict[str, Any]:
-        try:
-            header = jwt.get_unverified_header(token)
-            key = self.jwks.key(str(header.get("kid", "")))
-            return jwt.decode(
-                token,
-                key=key,
-                algorithms=["RS256"],
-                audience=self.client_id,
-                issuer=self.issuer,
-                leeway=30,
-                options={
-                    "require": ["iss", "aud", "exp", "iat", "sub"]
-                    if what != "notification"
-                    else ["iss", "aud", "iat"]
-                },
-            )
-        except (jwt.PyJWTError, JWKSError) as exc:
-            log.warning("Apple %s rejected: %s", what, exc)
-            raise ProviderError(
-                f"Apple's {what} could not be verified ({_describe(exc)}). Nothing was changed."
-            ) from exc
+        required = ("iss", "aud", "iat") if what == "notification" else ID_TOKEN_CLAIMS
+        return verify_jws(
+            token,
+            self.jwks,
+            issuer=self.issuer,
+            audience=self.client_id,
+            provider_name=self.name,
+            what=what,
+            required=required,
+        )
 
     @staticmethod
     def _name_from_user_field(raw: str | None) -> tuple[str, str]:
@@ -250,29 +240,11 @@ class AppleProvider(Provider):
             return "", ""
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "it has expired"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "it was issued for another application"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "it was not issued by Apple"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "its signature is invalid"
-    if isinstance(exc, JWKSError):
-        return "it is signed with an unknown key"
-    return "it is malformed"
-
-
 def from_config(config: Mapping[str, Any], http: requests.Session) -> AppleProvider | None:
     """The Apple provider, or None when Apple is not configured (then it is hidden)."""
     names = ("APPLE_CLIENT_ID", "APPLE_TEAM_ID", "APPLE_KEY_ID", "APPLE_PRIVATE_KEY")
-    given = [name for name in names if config.get(name)]
-    if not given:
+    if not configured(config, names, "Apple"):
         return None
-    if len(given) != len(names):
-        missing = ", ".join(name for name in names if name not in given)
-        raise ValueError(f"Apple sign-in is half configured: set {missing} as well")
     try:
         serialization.load_pem_private_key(config["APPLE_PRIVATE_KEY"].encode(), password=None)
     except ValueError as exc:

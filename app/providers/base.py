@@ -25,7 +25,9 @@ class ProviderProfile:
     email: str | None = None
     email_verified: bool = False
     is_private_email: bool = False
-    refresh_token: str | None = None
+    # The token the portal keeps to revoke its access at unlink (a refresh token where the
+    # network revokes by one, an access token elsewhere); encrypted at rest.
+    token: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,6 +44,7 @@ class AuthorizationRequest:
     state: str
     nonce: str
     redirect_uri: str
+    code_verifier: str = ""  # PKCE: its S256 hash goes to the provider, it stays with us
 
 
 class Provider(ABC):
@@ -49,8 +52,16 @@ class Provider(ABC):
 
     slug: str
     name: str
+    # The network a profile belongs to; two sign-in methods (Telegram's OIDC and its legacy
+    # widget) may share one, so that either finds the same person.
+    network: str = ""
     # True when the provider answers with a cross-site POST (form_post) to the callback.
     uses_form_post: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "slug", None) and not cls.__dict__.get("network"):
+            cls.network = cls.slug
 
     def __init__(self, http: requests.Session, timeout: float) -> None:
         self.http = http
@@ -66,6 +77,20 @@ class Provider(ABC):
     ) -> ProviderProfile:
         """Turn the provider's callback parameters into a verified profile, or raise."""
 
-    def revoke(self, refresh_token: str) -> bool:
+    def revoke(self, token: str) -> bool:
         """Withdraw our tokens at the provider; False when it could not be done."""
         return False
+
+
+def configured(config: Mapping[str, Any], names: tuple[str, ...], provider_name: str) -> bool:
+    """True when every setting is given, False when none is (the provider is hidden).
+
+    Half a configuration is a mistake worth stopping for, not a provider to hide silently.
+    """
+    given = [name for name in names if config.get(name)]
+    if not given:
+        return False
+    if len(given) != len(names):
+        missing = ", ".join(name for name in names if name not in given)
+        raise ValueError(f"{provider_name} sign-in is half configured: set {missing} as well")
+    return True

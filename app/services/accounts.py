@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.models import LinkedProfile, Member
 from app.models.types import utcnow
-from app.providers import ProviderProfile, get_provider
+from app.providers import ProviderProfile, provider_for_network
 from app.rules import Event, EventKind
 from app.services.crypto import CipherError, decrypt_text, encrypt_text
 from app.services.handoffs import claim_handoff, create_handoff
@@ -210,20 +210,20 @@ def _refresh_profile(linked: LinkedProfile, profile: ProviderProfile) -> None:
         linked.email = profile.email
         linked.email_verified = profile.email_verified
         linked.is_private_email = profile.is_private_email
-    if profile.refresh_token:
-        linked.refresh_token_encrypted = encrypt_text(profile.refresh_token)
+    if profile.token:
+        linked.token_encrypted = encrypt_text(profile.token)
     linked.consent_revoked_at = None
 
 
 def _revoke_tokens(profile: LinkedProfile) -> None:
-    if profile.refresh_token_encrypted is None:
+    if profile.token_encrypted is None:
         return
-    provider = get_provider(profile.network)
+    provider = provider_for_network(profile.network)
     if provider is None:
         log.warning("cannot revoke %s tokens: the provider is not configured", profile.network)
         return
     try:
-        token = decrypt_text(profile.refresh_token_encrypted)
+        token = decrypt_text(profile.token_encrypted)
     except CipherError:
         log.warning("cannot revoke a %s token: its encryption key is gone", profile.network)
         return

@@ -58,7 +58,7 @@ def _apply(event_type: str, subject: str, events: dict[str, Any]) -> str:
         return "email forwarding enabled"
     if event_type == "consent-revoked":
         # Apple has already invalidated the tokens; the link stays so a new sign-in finds it.
-        profile.refresh_token_encrypted = None
+        profile.token_encrypted = None
         profile.consent_revoked_at = utcnow()
         return "consent revoked, tokens dropped"
     if event_type in ACCOUNT_DELETED:

@@ -114,7 +114,7 @@ def upgrade():
     sa.Column('email_verified', sa.Boolean(), nullable=False),
     sa.Column('is_private_email', sa.Boolean(), nullable=False),
     sa.Column('email_forwarding_enabled', sa.Boolean(), nullable=False),
-    sa.Column('refresh_token_encrypted', sa.LargeBinary(), nullable=True),
+    sa.Column('token_encrypted', sa.LargeBinary(), nullable=True),
     sa.Column('linked_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_sign_in_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('consent_revoked_at', sa.DateTime(timezone=True), nullable=True),

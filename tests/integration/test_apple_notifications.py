@@ -45,11 +45,11 @@ def test_email_disabled_then_enabled(anna, db, sandbox):
 
 
 def test_consent_revoked_drops_the_token_but_keeps_the_member(anna, db, sandbox):
-    assert profile(db).refresh_token_encrypted is not None
+    assert profile(db).token_encrypted is not None
     response, _ = notify(anna, sandbox, "consent-revoked")
     assert response.status_code == 200
     linked = profile(db)
-    assert linked.refresh_token_encrypted is None
+    assert linked.token_encrypted is None
     assert linked.consent_revoked_at is not None
     assert db.session.scalar(select(Member)).is_active
 

@@ -7,9 +7,9 @@ from flask_login import logout_user
 
 from app.blueprints.account import bp
 from app.blueprints.account.forms import DeleteAccountForm, ProfileForm
-from app.extensions import db
+from app.extensions import db, limiter
 from app.models.types import utcnow
-from app.providers import enabled_providers, get_provider
+from app.providers import enabled_providers, provider_for_network
 from app.security import current_member, member_required
 from app.services import ledger
 from app.services.accounts import AccountError, delete_member, unlink_profile
@@ -59,16 +59,11 @@ def history():
 @member_required
 def profiles():
     member = current_member()
-    linked = {profile.network for profile in member.profiles}
-    return render_template(
-        "account/profiles.html",
-        member=member,
-        providers_by_slug={p.slug: p for p in enabled_providers()},
-        linkable=[p for p in enabled_providers() if p.slug not in linked],
-    )
+    return render_template("account/profiles.html", member=member, linkable=enabled_providers())
 
 
 @bp.post("/profiles/<int:profile_id>/unlink")
+@limiter.limit(lambda: current_app.config["LINK_RATE_LIMIT"])
 @member_required
 def unlink(profile_id: int):
     member = current_member()
@@ -77,7 +72,7 @@ def unlink(profile_id: int):
     except AccountError as exc:
         flash(str(exc), "error")
     else:
-        provider = get_provider(removed.network)
+        provider = provider_for_network(removed.network)
         flash(f"Your {provider.name if provider else removed.network} profile was removed.", "info")
     return redirect(url_for("account.profiles"))
 

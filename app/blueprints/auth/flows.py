@@ -3,6 +3,7 @@ to this browser, and several flows may be open at once (two tabs)."""
 
 from __future__ import annotations
 
+import enum
 import secrets
 import time
 from collections.abc import MutableMapping
@@ -19,12 +20,19 @@ class FlowError(Exception):
     """The callback does not belong to a sign-in this browser started."""
 
 
+class Intent(enum.StrEnum):
+    SIGN_IN = "sign_in"
+    LINK = "link"  # a signed-in member adds a profile
+    REAUTH = "reauth"  # a signed-in member proves it is them before linking
+
+
 @dataclass(frozen=True)
 class Flow:
     provider: str
     request: AuthorizationRequest
     next_url: str | None
-    member_id: int | None  # set when a signed-in member is linking a profile
+    member_id: int | None  # the signed-in member linking or re-authenticating
+    intent: Intent
 
 
 def begin_flow(
@@ -33,20 +41,26 @@ def begin_flow(
     redirect_uri: str,
     next_url: str | None,
     member_id: int | None,
+    intent: Intent,
 ) -> AuthorizationRequest:
     flows = dict(session.get(FLOWS_KEY, {}))
     if len(flows) >= MAX_FLOWS_IN_FLIGHT:
         oldest = min(flows, key=lambda key: flows[key]["t"])
         flows.pop(oldest)
     request = AuthorizationRequest(
-        state=secrets.token_urlsafe(32), nonce=secrets.token_urlsafe(32), redirect_uri=redirect_uri
+        state=secrets.token_urlsafe(32),
+        nonce=secrets.token_urlsafe(32),
+        redirect_uri=redirect_uri,
+        code_verifier=secrets.token_urlsafe(48),
     )
     flows[request.state] = {
         "p": provider,
         "n": request.nonce,
+        "v": request.code_verifier,
         "r": redirect_uri,
         "next": next_url,
         "m": member_id,
+        "i": intent.value,
         "t": time.time(),
     }
     session[FLOWS_KEY] = flows
@@ -74,5 +88,13 @@ def take_flow(
         )
     if time.time() - data["t"] > ttl_seconds:
         raise FlowError("This sign-in took too long and has expired. Please start again.")
-    request = AuthorizationRequest(state=state, nonce=data["n"], redirect_uri=data["r"])
-    return Flow(provider=data["p"], request=request, next_url=data["next"], member_id=data["m"])
+    request = AuthorizationRequest(
+        state=state, nonce=data["n"], redirect_uri=data["r"], code_verifier=data["v"]
+    )
+    return Flow(
+        provider=data["p"],
+        request=request,
+        next_url=data["next"],
+        member_id=data["m"],
+        intent=Intent(data["i"]),
+    )

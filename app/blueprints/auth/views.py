@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import (
     abort,
     current_app,
@@ -15,8 +17,9 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 
 from app.blueprints.auth import bp
-from app.blueprints.auth.flows import FlowError, begin_flow, take_flow
+from app.blueprints.auth.flows import FlowError, Intent, begin_flow, take_flow
 from app.blueprints.auth.forms import RegistrationForm
+from app.extensions import limiter
 from app.models import Member
 from app.providers import ProviderError, enabled_providers, get_provider
 from app.security import current_member, is_safe_next
@@ -33,6 +36,7 @@ from app.services.handoffs import consume_handoff, create_handoff, peek_handoff
 CALLBACK_TTL_SECONDS = 300
 REGISTRATION_KEY = "registration"
 CALLBACK_FIELDS = ("code", "state", "user", "error", "iss")
+SIGNED_IN_AT = "signed_in_at"
 
 
 def _next_or_account(target: str | None) -> str:
@@ -56,6 +60,16 @@ def _start_member_session(member: Member) -> None:
     session.clear()
     login_user(member)
     session.permanent = True
+    session[SIGNED_IN_AT] = time.time()
+
+
+def _session_is_fresh() -> bool:
+    age = time.time() - session.get(SIGNED_IN_AT, 0)
+    return age <= current_app.config["REAUTH_MAX_AGE_SECONDS"]
+
+
+def _sign_in_limit() -> str:
+    return current_app.config["SIGN_IN_RATE_LIMIT"]
 
 
 def _provider_or_404(slug: str):
@@ -74,20 +88,33 @@ def login():
 
 
 @bp.post("/<provider>/start")
+@limiter.limit(_sign_in_limit)
 def start(provider: str):
     chosen = _provider_or_404(provider)
     if current_user.is_authenticated and current_user.is_staff:
         abort(403, "Sign out of the staff area before signing in as a member.")
     member = current_member()
     next_url = request.form.get("next") if is_safe_next(request.form.get("next")) else None
+    intent = Intent.SIGN_IN
+    if member is not None:
+        intent = Intent.REAUTH if request.form.get("intent") == "reauth" else Intent.LINK
+        if intent is Intent.LINK and not _session_is_fresh():
+            # Adding a way into the account needs a recent proof that this is its owner.
+            return render_template(
+                "auth/reauth.html", member=member, linking=chosen, providers=enabled_providers()
+            ), 401
     redirect_uri = current_app.config["PUBLIC_URL"] + url_for("auth.callback", provider=provider)
     auth_request = begin_flow(
-        session, provider, redirect_uri, next_url, member.id if member else None
+        session, provider, redirect_uri, next_url, member.id if member else None, intent
     )
-    return redirect(chosen.authorization_url(auth_request), code=303)
+    try:
+        return redirect(chosen.authorization_url(auth_request), code=303)
+    except ProviderError as exc:
+        abort(502, str(exc))
 
 
 @bp.route("/<provider>/callback", methods=["GET", "POST"])
+@limiter.limit(_sign_in_limit)
 def callback(provider: str):
     chosen = _provider_or_404(provider)
     if request.method == "GET":
@@ -102,6 +129,7 @@ def callback(provider: str):
 
 
 @bp.get("/<provider>/finish")
+@limiter.limit(_sign_in_limit)
 def finish(provider: str):
     _provider_or_404(provider)
     fields = consume_handoff(request.args.get("h"), f"callback:{provider}")
@@ -127,7 +155,9 @@ def _finish(provider: str, fields: dict[str, str]):
         abort(400, "You were signed out while linking a profile. Sign in and try again.")
     try:
         profile = chosen.complete(fields, flow.request)
-        result = resolve_sign_in(profile, member if flow.member_id else None)
+        if flow.intent is Intent.REAUTH:
+            return _confirm_identity(member, profile)
+        result = resolve_sign_in(profile, member if flow.intent is Intent.LINK else None)
     except (ProviderError, AccountError) as exc:
         if flow.member_id:
             flash(str(exc), "error")
@@ -144,6 +174,19 @@ def _finish(provider: str, fields: dict[str, str]):
         flash(f"Your {chosen.name} profile is now linked to your account.", "success")
     else:
         flash(f"This {chosen.name} profile was already linked to your account.", "info")
+    return redirect(url_for("account.profiles"))
+
+
+def _confirm_identity(member: Member, profile):
+    if not any(
+        (p.network, p.subject) == (profile.network, profile.subject) for p in member.profiles
+    ):
+        raise AccountError(
+            "That profile is not one of yours, so it cannot confirm who you are. "
+            "Nothing was changed."
+        )
+    session[SIGNED_IN_AT] = time.time()
+    flash("Thank you, that's you. You can link a profile now.", "success")
     return redirect(url_for("account.profiles"))
 
 
