@@ -191,3 +191,47 @@ def _now():
     from app.models.types import utcnow
 
     return utcnow()
+
+
+def _age_session(client, seconds: int) -> None:
+    with client.session_transaction() as session:
+        session["signed_in_at"] -= seconds
+
+
+def test_linking_with_an_old_session_asks_to_confirm_first(member_client, db, sandbox):
+    _age_session(member_client, 3600)
+    token = csrf_token(member_client, "/account/profiles")
+    response = member_client.post("/auth/apple/start", data={"csrf_token": token})
+    assert response.status_code == 401
+    assert "Confirm it" in response.get_data(as_text=True)
+    response = member_client.post(
+        "/auth/apple/start", data={"csrf_token": token, "intent": "reauth"}
+    )
+    assert response.status_code == 303
+    from tests.helpers import consent_at_sandbox, post_callback
+
+    answer = post_callback(member_client, consent_at_sandbox(response.headers["Location"], ANNA))
+    assert answer.headers["Location"].endswith("/account/profiles")
+    assert "Thank you" in member_client.get("/account/profiles").get_data(as_text=True)
+    assert (
+        apple_sign_in(member_client, "001003.chen")
+        .headers["Location"]
+        .endswith("/account/profiles")
+    )
+    assert db.session.scalar(select(func.count()).select_from(LinkedProfile)) == 2
+
+
+def test_confirming_with_someone_elses_profile_is_refused(member_client, db, sandbox):
+    _age_session(member_client, 3600)
+    token = csrf_token(member_client, "/account/profiles")
+    response = member_client.post(
+        "/auth/apple/start", data={"csrf_token": token, "intent": "reauth"}
+    )
+    from tests.helpers import consent_at_sandbox, post_callback
+
+    post_callback(member_client, consent_at_sandbox(response.headers["Location"], "001003.chen"))
+    page = member_client.get("/account/profiles").get_data(as_text=True)
+    assert "not one of yours" in page
+    assert db.session.scalar(select(func.count()).select_from(LinkedProfile)) == 1
+    again = member_client.post("/auth/apple/start", data={"csrf_token": token})
+    assert again.status_code == 401, "still not confirmed"
