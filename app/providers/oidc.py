@@ -110,7 +110,22 @@ class OIDCProvider(OAuth2Provider):
             provider_name=self.name,
         )
         check_nonce(claims, request.nonce, self.name)
-        return self.map_claims(claims, token)
+        return self.map_claims(self._with_userinfo(claims, token), token)
+
+    def _with_userinfo(self, claims: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
+        """Providers may give names and email only at userinfo; its `sub` must match."""
+        endpoint = self.metadata().get("userinfo_endpoint")
+        if not endpoint or ("email" in claims and "name" in claims):
+            return claims
+        info = self.api_json(
+            "GET", endpoint, headers={"Authorization": f"Bearer {token.get('access_token', '')}"}
+        )
+        if not isinstance(info, dict) or info.get("sub") != claims.get("sub"):
+            raise ProviderError(
+                f"{self.name} described a different person than it signed in. "
+                "Nothing was changed."
+            )
+        return {**info, **claims}
 
     def map_claims(self, claims: dict[str, Any], token: dict[str, Any]) -> ProviderProfile:
         return ProviderProfile(
