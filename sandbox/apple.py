@@ -436,6 +436,7 @@ def _control_page(result: dict[str, Any] | None = None, status: int = 200) -> tu
             fault_kinds=sorted(FAULT_KINDS),
             pending_fault=pending_fault,
             revoked=revoked,
+            oauth_clients=state.networks.clients_by_network(),
             result=result,
         ),
         status,

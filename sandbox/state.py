@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -15,6 +14,9 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from sandbox.keys import SigningKey, b64url
+from sandbox.networks.store import NetworkStore
 
 APPLE_ISSUER = "https://appleid.apple.com"
 CODE_LIFETIME = 300
@@ -44,6 +46,22 @@ DEFAULT_PERSONS: tuple[dict[str, Any], ...] = (
         "email": "anna.ivanova@example.com",
         "is_private_email": False,
         "is_private_email_format": "bool",
+        "networks": {
+            "vk": {"user_id": 1001001, "email": "anna.ivanova@example.com"},
+            "ok": {"uid": "570001001", "email": "anna.ivanova@ok.ru"},
+            "mailru": {"id": "17238001001", "email": "anna@mail.ru"},
+            "yandex": {
+                "id": "1130001001",
+                "login": "anna.ivanova",
+                "default_email": "anna.ivanova@yandex.ru",
+            },
+            "telegram": {"id": 7001001, "username": "anna_ivanova"},
+            "google": {
+                "sub": "100000000000000001001",
+                "email": "anna.ivanova@gmail.com",
+                "email_verified": True,
+            },
+        },
     },
     {
         "sub": "001002.boris",
@@ -52,6 +70,22 @@ DEFAULT_PERSONS: tuple[dict[str, Any], ...] = (
         "email": "b7x2kq9m@privaterelay.appleid.com",
         "is_private_email": True,
         "is_private_email_format": "string",
+        "networks": {
+            "vk": {"user_id": 1001002, "email": "boris.petrov@example.net"},
+            "ok": {"uid": "570001002", "email": "boris.petrov@ok.ru"},
+            "mailru": {"id": "17238001002", "email": "boris@mail.ru"},
+            "yandex": {
+                "id": "1130001002",
+                "login": "boris.petrov",
+                "default_email": "boris.petrov@yandex.ru",
+            },
+            "telegram": {"id": 7001002, "username": "boris_petrov"},
+            "google": {
+                "sub": "100000000000000001002",
+                "email": "boris.petrov@gmail.com",
+                "email_verified": False,
+            },
+        },
     },
     {
         "sub": "001003.chen",
@@ -60,6 +94,22 @@ DEFAULT_PERSONS: tuple[dict[str, Any], ...] = (
         "email": "chen.li@example.com",
         "is_private_email": False,
         "is_private_email_format": "string",
+        "networks": {
+            "vk": {"user_id": 1001003, "email": "chen.li@example.com"},
+            "ok": {"uid": "570001003", "email": "chen.li@ok.ru"},
+            "mailru": {"id": "17238001003", "email": "chen@mail.ru"},
+            "yandex": {
+                "id": "1130001003",
+                "login": "chen.li",
+                "default_email": "chen.li@yandex.ru",
+            },
+            "telegram": {"id": 7001003, "username": "chen_li"},
+            "google": {
+                "sub": "100000000000000001003",
+                "email": "chen.li@gmail.com",
+                "email_verified": True,
+            },
+        },
     },
 )
 
@@ -85,32 +135,6 @@ class AppleClient:
     public_key: ec.EllipticCurvePublicKey
     redirect_uris: tuple[str, ...]
     notification_url: str | None
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    """An RSA key the sandbox signs id_tokens and notifications with."""
-
-    kid: str
-    private_key: rsa.RSAPrivateKey
-
-    @classmethod
-    def generate(cls) -> SigningKey:
-        """Create a fresh RSA 2048 key with a random kid."""
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        return cls(kid=secrets.token_hex(5).upper(), private_key=key)
-
-    def jwk(self) -> dict[str, str]:
-        """Public JWK of this key, as Apple publishes it."""
-        numbers = self.private_key.public_key().public_numbers()
-        return {
-            "kty": "RSA",
-            "kid": self.kid,
-            "use": "sig",
-            "alg": "RS256",
-            "n": _b64_uint(numbers.n),
-            "e": _b64_uint(numbers.e),
-        }
 
 
 @dataclass
@@ -146,8 +170,15 @@ class IssuedToken:
 class SandboxState:
     """Everything the sandbox remembers; every method takes the lock."""
 
-    def __init__(self, *, issuer: str = APPLE_ISSUER, persons: list[dict] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        issuer: str = APPLE_ISSUER,
+        persons: list[dict] | None = None,
+        oidc_issuers: dict[str, str] | None = None,
+    ) -> None:
         self.issuer = issuer
+        self.networks = NetworkStore(issuers=oidc_issuers)
         source: Iterable[dict[str, Any]] = DEFAULT_PERSONS if persons is None else persons
         self.persons: list[dict[str, Any]] = [_normalize_person(p) for p in source]
         self.lock = threading.RLock()
@@ -250,6 +281,34 @@ class SandboxState:
         if exp - iat > MAX_CLIENT_SECRET_LIFETIME:
             raise OAuthError("invalid_client", "client_secret lives longer than 6 months")
         return client
+
+    # Social networks (their state lives in self.networks)
+
+    def register_oauth_client(
+        self,
+        network: str,
+        client_id: str,
+        *,
+        client_secret: str | None,
+        redirect_uris: list[str],
+        extra: dict | None = None,
+    ) -> None:
+        """Register (or replace) a client of vkid, ok, mailru, yandex, telegram or google."""
+        self.networks.register_client(
+            network,
+            client_id,
+            client_secret=client_secret,
+            redirect_uris=redirect_uris,
+            extra=extra,
+        )
+
+    def inject_token_error(self, network: str, error: str) -> None:
+        """Make the network's next token request answer 400 ``{"error": error}``."""
+        self.networks.inject_token_error(network, error)
+
+    def inject_oidc_fault(self, network: str, kind: str) -> None:
+        """Make the next id_token of telegram or google faulty (one-shot)."""
+        self.networks.inject_oidc_fault(network, kind)
 
     # Authorization
 
@@ -443,6 +502,7 @@ class SandboxState:
             self.revoked.clear()
             self.authorized.clear()
             self.pending_fault = None
+        self.networks.reset()
 
     # Internals (callers hold the lock)
 
@@ -537,6 +597,10 @@ def _normalize_person(person: dict[str, Any]) -> dict[str, Any]:
     normalized = dict(person)
     normalized["is_private_email"] = bool(person.get("is_private_email", False))
     normalized.setdefault("is_private_email_format", "string")
+    networks = person.get("networks") or {}
+    if not isinstance(networks, dict):
+        raise ValueError("networks must map a network name to a profile")
+    normalized["networks"] = {name: dict(profile) for name, profile in networks.items()}
     if normalized["is_private_email_format"] not in ("bool", "string"):
         raise ValueError("is_private_email_format must be 'bool' or 'string'")
     return normalized
@@ -548,14 +612,6 @@ def _bool_string(value: bool | str) -> str:
     return "true" if value else "false"
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _b64_uint(value: int) -> str:
-    return _b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
-
-
 def _at_hash(access_token: str) -> str:
     digest = hashlib.sha256(access_token.encode()).digest()
-    return _b64url(digest[: len(digest) // 2])
+    return b64url(digest[: len(digest) // 2])

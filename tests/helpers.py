@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
@@ -107,3 +107,31 @@ def sign_up(client, person: str):
     response = apple_sign_in(client, person)
     assert response.headers["Location"].endswith("/auth/register"), response.headers
     return register(client)
+
+
+def start_sign_in(client, slug: str, **form) -> str:
+    """Press a network's button; returns where the portal sent the browser (the network)."""
+    response = client.post(f"/auth/{slug}/start", data={"csrf_token": csrf_token(client), **form})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"]
+
+
+def choose_person(authorize_url: str, person: str) -> str:
+    """Pick a person on a sandbox network's consent page; returns the redirect back to us."""
+    page = requests.get(authorize_url, timeout=5)
+    assert page.status_code == 200, page.text
+    params = dict(parse_qsl(urlsplit(authorize_url).query))
+    answer = requests.post(
+        authorize_url.split("?")[0],
+        data={**params, "person": person},
+        timeout=5,
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def network_sign_in(client, slug: str, person: str):
+    """The whole round trip through a network; returns the portal's answer to the callback."""
+    callback = choose_person(start_sign_in(client, slug), person)
+    return client.get(local_path(callback))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from authlib.common.errors import AuthlibBaseError
@@ -93,10 +94,12 @@ class OAuth2Provider(Provider):
         params = self.token_params(callback, request)
         if self.uses_pkce:
             params["code_verifier"] = request.code_verifier
+        # Authlib keeps `state` for itself; a network that wants it in the body gets it there.
+        body = urlencode({"state": params.pop("state")}) if "state" in params else ""
         try:
             return dict(
                 session.fetch_token(
-                    self.token_url, code=callback["code"], timeout=self.timeout, **params
+                    self.token_url, body=body, code=callback["code"], timeout=self.timeout, **params
                 )
             )
         except AuthlibBaseError as exc:

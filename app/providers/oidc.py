@@ -122,8 +122,7 @@ class OIDCProvider(OAuth2Provider):
         )
         if not isinstance(info, dict) or info.get("sub") != claims.get("sub"):
             raise ProviderError(
-                f"{self.name} described a different person than it signed in. "
-                "Nothing was changed."
+                f"{self.name} described a different person than it signed in. Nothing was changed."
             )
         return {**info, **claims}
 

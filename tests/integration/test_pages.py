@@ -28,8 +28,8 @@ def test_htmx_is_served_from_our_own_static_files(client):
     [
         ("get", "/no-such-page", 404, "Page not found"),
         ("get", "/auth/logout", 405, "not allowed"),
-        ("post", "/auth/google/start", 400, "security token"),
-        ("get", "/auth/google/finish", 404, "not available"),
+        ("post", "/auth/vkid/start", 400, "security token"),
+        ("get", "/auth/facebook/finish", 404, "not available"),
         ("get", "/auth/apple/finish", 400, "expired or was already used"),
     ],
 )

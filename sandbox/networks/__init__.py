@@ -1,0 +1,1 @@
+"""The social networks the sandbox plays, one Blueprint module per network."""
