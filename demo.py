@@ -23,6 +23,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from app import create_app
 from sandbox import create_sandbox_app
+from sandbox.portal import portal_settings, register_portal
 
 INSTANCE = Path(__file__).resolve().parent / "instance"
 DEMO_ENV = INSTANCE / "demo.env"
@@ -45,20 +46,25 @@ def ensure_demo_env() -> dict[str, str]:
             )
         )
         DEMO_KEY.chmod(0o600)
-    if not DEMO_ENV.exists():
-        apple_url = f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/apple"
-        values = {
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "PUBLIC_URL": DEMO_PUBLIC_URL,
-            "APPLE_CLIENT_ID": "test.loyalink.demo",
-            "APPLE_TEAM_ID": "DEMOTEAM01",
-            "APPLE_KEY_ID": "DEMOKEY001",
-            "APPLE_PRIVATE_KEY_FILE": str(DEMO_KEY),
-            "APPLE_BASE_URL": apple_url,
-            "APPLE_ISSUER": apple_url,
-        }
-        DEMO_ENV.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    apple_url = f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/apple"
+    defaults = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "PUBLIC_URL": DEMO_PUBLIC_URL,
+        "APPLE_CLIENT_ID": "test.loyalink.demo",
+        "APPLE_TEAM_ID": "DEMOTEAM01",
+        "APPLE_KEY_ID": "DEMOKEY001",
+        "APPLE_PRIVATE_KEY_FILE": str(DEMO_KEY),
+        "APPLE_BASE_URL": apple_url,
+        "APPLE_ISSUER": apple_url,
+        **portal_settings(f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}"),
+    }
+    # Settings added by a newer version join an existing demo.env; kept ones stay as they are.
+    existing = dotenv_values(DEMO_ENV) if DEMO_ENV.exists() else {}
+    missing = {key: value for key, value in defaults.items() if key not in existing}
+    if missing:
+        with DEMO_ENV.open("a") as handle:
+            handle.writelines(f"{key}={value}\n" for key, value in missing.items())
         DEMO_ENV.chmod(0o600)
     values = {key: value for key, value in dotenv_values(DEMO_ENV).items() if value is not None}
     for key, value in values.items():
@@ -85,6 +91,7 @@ def create_demo_app() -> Flask:
         redirect_uris=[f"{config['PUBLIC_URL']}/auth/apple/callback"],
         notification_url=f"{config['PUBLIC_URL']}/hooks/apple",
     )
+    register_portal(sandbox.extensions["sandbox"], [config["PUBLIC_URL"]])
     portal.wsgi_app = DispatcherMiddleware(portal.wsgi_app, {SANDBOX_PREFIX: sandbox})
     portal.cli.add_command(demo_seed)
     return portal

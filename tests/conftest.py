@@ -27,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from app import create_app
 from app.extensions import db as _db
 from sandbox import create_sandbox_app
+from sandbox.portal import portal_settings, register_portal
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 CHROMIUM = "/usr/bin/chromium"
@@ -42,26 +43,7 @@ APPLE_CLIENT_ID = "test.loyalink.portal"
 APPLE_TEAM_ID = "TESTTEAM01"
 APPLE_KEY_ID = "TESTKEY001"
 TEST_CLIENT_ORIGIN = "http://localhost"
-TELEGRAM_BOT_TOKEN = "7000001:sandbox-widget-secret"
-# network in the sandbox: (client id, secret, extra, the portal's provider slugs using it)
-NETWORK_CLIENTS = {
-    "vkid": ("51000001", None, None, ("vkid",)),
-    "ok": (
-        "512000001",
-        "ok-secret-key",
-        {"application_key": "CBAOKTEST", "email_permission": True},
-        ("ok",),
-    ),
-    "mailru": ("mailru-test-app", "mailru-secret", None, ("mailru",)),
-    "yandex": ("yandex-test-app", "yandex-secret", None, ("yandex",)),
-    "telegram": (
-        "7000001",
-        "telegram-secret",
-        {"bot_token": TELEGRAM_BOT_TOKEN},
-        ("telegram", "telegram-widget"),
-    ),
-    "google": ("google-test-app.apps.example", "google-secret", None, ("google",)),
-}
+
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -156,17 +138,9 @@ def sandbox(apple_key_pem: str, portal_server: LiveServer) -> Iterator[Sandbox]:
         ],
         notification_url=f"http://127.0.0.1:{portal_server.port}/hooks/apple",
     )
-    origins = (TEST_CLIENT_ORIGIN, f"http://127.0.0.1:{portal_server.port}")
-    for network, (client_id, secret, extra, slugs) in NETWORK_CLIENTS.items():
-        app.extensions["sandbox"].register_oauth_client(
-            network,
-            client_id,
-            client_secret=secret,
-            redirect_uris=[
-                f"{origin}/auth/{slug}/callback" for origin in origins for slug in slugs
-            ],
-            extra=extra,
-        )
+    register_portal(
+        app.extensions["sandbox"], (TEST_CLIENT_ORIGIN, f"http://127.0.0.1:{portal_server.port}")
+    )
     server.start(app)
     yield Sandbox(url=url, app=app)
     server.stop()
@@ -215,36 +189,6 @@ def _migrate(url: str) -> None:
         _db.engine.dispose()
 
 
-def _network_settings(sandbox_url: str) -> dict[str, Any]:
-    """Every network's credentials and sandbox URLs, as an operator would configure them."""
-    ids = {network: values[0] for network, values in NETWORK_CLIENTS.items()}
-    secrets = {network: values[1] for network, values in NETWORK_CLIENTS.items()}
-    return {
-        "VKID_CLIENT_ID": ids["vkid"],
-        "VKID_BASE_URL": f"{sandbox_url}/vkid",
-        "OK_CLIENT_ID": ids["ok"],
-        "OK_CLIENT_SECRET": secrets["ok"],
-        "OK_APPLICATION_KEY": NETWORK_CLIENTS["ok"][2]["application_key"],
-        "OK_CONNECT_URL": f"{sandbox_url}/ok-connect",
-        "OK_API_URL": f"{sandbox_url}/ok-api",
-        "MAILRU_CLIENT_ID": ids["mailru"],
-        "MAILRU_CLIENT_SECRET": secrets["mailru"],
-        "MAILRU_OAUTH_URL": f"{sandbox_url}/mailru",
-        "YANDEX_CLIENT_ID": ids["yandex"],
-        "YANDEX_CLIENT_SECRET": secrets["yandex"],
-        "YANDEX_OAUTH_URL": f"{sandbox_url}/yandex-oauth",
-        "YANDEX_LOGIN_URL": f"{sandbox_url}/yandex-login",
-        "TELEGRAM_CLIENT_ID": ids["telegram"],
-        "TELEGRAM_CLIENT_SECRET": secrets["telegram"],
-        "TELEGRAM_ISSUER": f"{sandbox_url}/telegram",
-        "TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
-        "TELEGRAM_WIDGET_URL": f"{sandbox_url}/telegram-widget",
-        "GOOGLE_CLIENT_ID": ids["google"],
-        "GOOGLE_CLIENT_SECRET": secrets["google"],
-        "GOOGLE_ISSUER": f"{sandbox_url}/google",
-    }
-
-
 def _base_settings(database_url: str, apple_url: str, key_pem: str | None) -> dict[str, Any]:
     """Settings for a test portal; without a key, Apple is left unconfigured."""
     configured = key_pem is not None
@@ -287,7 +231,7 @@ def settings(database_url: str, sandbox: Sandbox, apple_key_pem: str) -> dict[st
     """The portal's configuration overrides; a test may change them before using `app`."""
     return {
         **_base_settings(database_url, sandbox.apple_url, apple_key_pem),
-        **_network_settings(sandbox.url),
+        **portal_settings(sandbox.url),
     }
 
 
