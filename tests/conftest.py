@@ -45,7 +45,6 @@ APPLE_KEY_ID = "TESTKEY001"
 TEST_CLIENT_ORIGIN = "http://localhost"
 
 
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--postgres-url",
