@@ -32,6 +32,10 @@ test-sqlite: $(STAMP)
 test-postgres: $(STAMP)
 	$(BIN)/python -m pytest -m database --postgres-url=$(POSTGRES_URL)
 
+# Benchmarks print ratios against a baseline measured in the same run (see bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python bench/rules.py --postgres-url=$(POSTGRES_URL)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -39,7 +39,7 @@ class LedgerEntry(db.Model):
     # Unique in the database: replaying whatever produced an entry can never pay twice.
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[str] = mapped_column(String(255), default="")
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
     created_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)

@@ -258,7 +258,7 @@ class Offer(Strict):
     def _check_filter(self, flt: object, counter_names: list[str], where: str) -> None:
         kind = getattr(flt, "type", "")
         if kind in {"activity", "objects"} and self.event not in ACTIVITY_EVENTS:
-            raise ValueError(f"{where}: a {kind} filter needs an activity event")
+            raise ValueError(f"{where}: the {kind} filter needs an activity event")
         if kind == "group" and self.event not in GROUP_EVENTS:
             raise ValueError(f"{where}: a group filter needs a group event")
         if isinstance(flt, CounterFilter) and flt.counter not in counter_names:

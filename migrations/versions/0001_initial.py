@@ -190,6 +190,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_ledger_entries_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entries_fact_key'), ['fact_key'], unique=False)
         batch_op.create_index(batch_op.f('ix_ledger_entries_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ledger_entries_reverses_id'), ['reverses_id'], unique=False)
 
 
     # The database itself refuses to change or delete a ledger entry, whatever the code does.
@@ -206,6 +207,7 @@ def downgrade():
         op.execute("DROP TRIGGER IF EXISTS ledger_entries_append_only ON ledger_entries")
         op.execute("DROP FUNCTION IF EXISTS ledger_entries_append_only()")
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ledger_entries_reverses_id'))
         batch_op.drop_index(batch_op.f('ix_ledger_entries_member_id'))
         batch_op.drop_index(batch_op.f('ix_ledger_entries_fact_key'))
         batch_op.drop_index(batch_op.f('ix_ledger_entries_expires_at'))
