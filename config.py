@@ -63,6 +63,7 @@ def _read_key(value_var: str, file_var: str) -> str | None:
 
 # Where each network's sign-in lives; production refuses any of these pointing at the sandbox.
 PROVIDER_URLS = {
+    "VK_API_URL": "https://api.vk.com",
     "APPLE_BASE_URL": APPLE_ID_URL,
     "APPLE_ISSUER": APPLE_ID_URL,
     "VKID_BASE_URL": "https://id.vk.com",
@@ -129,6 +130,12 @@ class Config:
             setattr(self, name, _env(name, default))
         for name in PROVIDER_CREDENTIALS:
             setattr(self, name, _env(name))
+        self.VK_API_VERSION = _env("VK_API_VERSION", "5.199")
+        self.VK_REQUESTS_PER_SECOND = float(_env("VK_REQUESTS_PER_SECOND", "3") or 3)
+        self.VK_MAX_RETRIES = _env_int("VK_MAX_RETRIES", 5)
+        self.SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
+        self.SCHEDULER_TICK_SECONDS = _env_int("SCHEDULER_TICK_SECONDS", 5)
+        self.SCHEDULER_LEASE_SECONDS = _env_int("SCHEDULER_LEASE_SECONDS", 30)
         self.TELEGRAM_AUTH_MAX_AGE_SECONDS = _env_int("TELEGRAM_AUTH_MAX_AGE_SECONDS", 600)
         # Linking a profile asks for a fresh sign-in when the session is older than this.
         self.REAUTH_MAX_AGE_SECONDS = _env_int("REAUTH_MAX_AGE_SECONDS", 900)

@@ -23,6 +23,7 @@ def create_app(config: Config | str | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     register_template_helpers(app)
     register_commands(app)
+    register_scheduler(app)
     return app
 
 
@@ -85,7 +86,7 @@ def register_providers(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.blueprints import account, auth, hooks, main, staff
+    from app.blueprints import account, auth, hooks, main, ops, staff
     from app.extensions import csrf
 
     app.register_blueprint(main.bp)
@@ -93,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(account.bp, url_prefix="/account")
     app.register_blueprint(staff.bp, url_prefix="/staff")
     app.register_blueprint(hooks.bp, url_prefix="/hooks")
+    app.register_blueprint(ops.bp, url_prefix="/ops")
     # Providers post here across sites without our CSRF token; each view verifies what it gets.
     csrf.exempt(hooks.bp)
     csrf.exempt("app.blueprints.auth.views.callback")
@@ -108,6 +110,14 @@ def register_template_helpers(app: Flask) -> None:
     from app.template_helpers import register
 
     register(app)
+
+
+def register_scheduler(app: Flask) -> None:
+    """Start the in-process scheduler when configured; the database lease picks one leader."""
+    if app.config["SCHEDULER_ENABLED"] and not app.testing:
+        from app.collect.scheduler import start_scheduler
+
+        start_scheduler(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -22,7 +22,7 @@ def load_user(user_id: str) -> Member | StaffUser | None:
 
 
 def unauthorized():
-    if request.blueprint == "staff":
+    if request.blueprint in ("staff", "ops"):
         return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Handoff, LinkedProfile, StaffRole
+from app.models import Handoff, LinkedProfile, StaffRole, TrackedGroup
 from app.models.types import utcnow
 from app.rules import OfferInvalid
 from app.services.crypto import rotate
+from app.services.groups import GroupError, add_group, groups_with_last_success, remove_group
 from app.services.ledger import expire_points
 from app.services.offers import install_seed_offers, save_offer
 from app.services.staff import StaffError, create_staff
@@ -56,6 +58,9 @@ def rotate_tokens_command() -> None:
     for handoff in db.session.scalars(select(Handoff)):
         handoff.payload_encrypted = rotate(handoff.payload_encrypted)
         count += 1
+    for group in db.session.scalars(select(TrackedGroup)):
+        group.token_encrypted = rotate(group.token_encrypted)
+        count += 1
     db.session.commit()
     click.echo(f"Re-encrypted {count} values with the newest key; older keys can now be removed.")
 
@@ -95,7 +100,97 @@ def load_offer_command(path) -> None:
     click.echo(f"Stored offer {offer.id} version {offer.version}.")
 
 
+groups_cli = AppGroup("groups", help="Tracked groups the collector reads.")
+
+
+@groups_cli.command("add")
+@click.option("--network", default="vk", show_default=True)
+@click.option("--group-id", required=True, help="The community's numeric id.")
+@click.option("--name", default="", help="A name for the staff pages.")
+@click.option("--token", envvar="GROUP_TOKEN", required=True, help="A user or service token.")
+@click.option("--posts", "posts_to_scan", default=20, show_default=True, type=int)
+@click.option("--interval", "interval_seconds", default=300, show_default=True, type=int)
+def add_group_command(network, group_id, name, token, posts_to_scan, interval_seconds) -> None:
+    """Track a group."""
+    try:
+        group = add_group(
+            network,
+            group_id,
+            name,
+            token,
+            posts_to_scan=posts_to_scan,
+            interval_seconds=interval_seconds,
+        )
+    except GroupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Tracking {group.network} group {group.group_id} as #{group.id}.")
+
+
+@groups_cli.command("list")
+def list_groups_command() -> None:
+    """List tracked groups and their last successful run."""
+    for group, run in groups_with_last_success():
+        last = run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never"
+        click.echo(
+            f"#{group.id} {group.network} {group.group_id} {group.name!r} "
+            f"every {group.interval_seconds}s, {group.posts_to_scan} posts; last success: {last}"
+        )
+
+
+@groups_cli.command("remove")
+@click.argument("tracked_group_id", type=int)
+def remove_group_command(tracked_group_id: int) -> None:
+    """Stop tracking a group (its snapshot goes with it)."""
+    try:
+        remove_group(tracked_group_id)
+    except GroupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Removed #{tracked_group_id}.")
+
+
+collect_cli = AppGroup("collect", help="Collection from the networks.")
+
+
+@collect_cli.command("run")
+@click.option("--group", "group_ids", type=int, multiple=True, help="Only this tracked group.")
+def collect_run_command(group_ids) -> None:
+    """Run a collection cycle now (all groups, or the ones given)."""
+    from app.collect.engine import collect_group
+
+    ids = list(group_ids) or [group.id for group, _ in groups_with_last_success()]
+    for group_id in ids:
+        try:
+            run = collect_group(group_id)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+        if run is None:
+            click.echo(f"#{group_id}: already being collected by another process")
+            continue
+        click.echo(
+            f"#{group_id}: {run.status}, {run.requests} requests, {run.items_read} items, "
+            f"{run.events_found} events, {run.errors} errors"
+        )
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """Run the scheduler in the foreground, as a process of its own."""
+    from flask import current_app
+
+    from app.collect.scheduler import tick
+
+    app = current_app._get_current_object()
+    click.echo("Scheduler running; Ctrl+C stops it.")
+    while True:
+        tick(app)
+        time.sleep(app.config["SCHEDULER_TICK_SECONDS"])
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(groups_cli)
+    app.cli.add_command(collect_cli)
+    app.cli.add_command(scheduler_command)
     app.cli.add_command(staff_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(points_cli)

@@ -1,5 +1,13 @@
 """The database models, one module per domain."""
 
+from app.models.collection import (
+    ActivitySnapshot,
+    CollectionRun,
+    Lease,
+    MemberSnapshot,
+    PostSnapshot,
+    TrackedGroup,
+)
 from app.models.events import Counter, Event, OutboxMessage
 from app.models.handoffs import Handoff
 from app.models.identities import LinkedProfile
@@ -10,17 +18,23 @@ from app.models.offers import OfferVersion
 from app.models.staff import StaffRole, StaffUser
 
 __all__ = [
+    "ActivitySnapshot",
+    "CollectionRun",
     "Counter",
     "EntryKind",
     "Event",
     "Handoff",
+    "Lease",
     "LedgerEntry",
     "LedgerIsAppendOnly",
     "LinkedProfile",
     "Member",
+    "MemberSnapshot",
     "OfferVersion",
     "OutboxMessage",
+    "PostSnapshot",
     "ProviderNotification",
     "StaffRole",
     "StaffUser",
+    "TrackedGroup",
 ]

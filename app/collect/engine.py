@@ -1,0 +1,280 @@
+"""One collection cycle of one tracked group: read, diff, commit snapshot and events in chunks.
+
+Each chunk's snapshot changes, the events they produce and the events' effects commit in one
+transaction. A crash at any point leaves the snapshot as it was for every uncommitted chunk,
+so the next cycle finds exactly those changes again and produces exactly the missing events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import requests
+from flask import current_app
+from sqlalchemy import delete, insert, select
+
+from app.collect.base import CollectorError, GroupReading, GroupTarget
+from app.collect.diff import Change, Snapshot, diff, snapshot_activity
+from app.collect.leases import acquire, release
+from app.collect.registry import collector_for
+from app.extensions import db
+from app.models import (
+    ActivitySnapshot,
+    CollectionRun,
+    LinkedProfile,
+    MemberSnapshot,
+    PostSnapshot,
+    TrackedGroup,
+)
+from app.models.types import utcnow
+from app.rules import ActivityKind, Event, EventKind
+from app.services.crypto import decrypt_text
+from app.services.processing import process_events
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000
+RUN_LEASE_SECONDS = 15 * 60
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+EVENT_KINDS = {
+    "joined": EventKind.JOINED_GROUP,
+    "left": EventKind.LEFT_GROUP,
+    "added": EventKind.ACTIVITY,
+    "removed": EventKind.ACTIVITY_DELETED,
+}
+
+
+def collect_group(
+    tracked_group_id: int, *, http: requests.Session | None = None
+) -> CollectionRun | None:
+    """Run one cycle; None when another process is already collecting this group."""
+    lease = f"collect:{tracked_group_id}"
+    if not acquire(lease, HOLDER, RUN_LEASE_SECONDS):
+        log.info("group %s is being collected elsewhere; skipped", tracked_group_id)
+        return None
+    try:
+        return _cycle(tracked_group_id, http or requests.Session())
+    finally:
+        db.session.rollback()
+        release(lease, HOLDER)
+
+
+def _cycle(tracked_group_id: int, http: requests.Session) -> CollectionRun:
+    group = db.session.get(TrackedGroup, tracked_group_id)
+    if group is None:
+        raise LookupError(f"no tracked group has id {tracked_group_id}")
+    run = CollectionRun(tracked_group_id=group.id, phase="reading")
+    db.session.add(run)
+    db.session.commit()
+
+    def progress(phase: str, percent: int) -> None:
+        run.phase, run.progress = phase, min(99, max(run.progress, percent))
+        db.session.commit()
+
+    collector = collector_for(group.network, current_app.config, http)
+    target = GroupTarget(
+        group_id=group.group_id,
+        token=decrypt_text(group.token_encrypted),
+        posts_to_scan=group.posts_to_scan,
+    )
+    try:
+        reading = collector.read(target, progress)
+    except CollectorError as exc:
+        stats = getattr(exc, "reading", None)
+        return _finish(run, "failed", stats, error=str(exc))
+    run.requests, run.items_read = reading.requests, reading.items_read
+    run.errors = len(reading.errors)
+    run.error_log = "\n".join(reading.errors)[-4000:]
+    progress("comparing", 60)
+    now = utcnow()
+    changes = diff(_snapshot(group, reading), reading, baseline_at=group.baseline_at)
+    baseline = [] if group.baseline_at is not None else _baseline_changes(reading)
+    members = _linked_members(group.network, {c.subject for c in changes})
+    _apply(run, group, reading, changes + baseline, members, now)
+    if group.baseline_at is None:
+        group.baseline_at = now
+    status = "succeeded" if not reading.errors else "partial"
+    return _finish(run, status, reading)
+
+
+def _snapshot(group: TrackedGroup, reading: GroupReading) -> Snapshot:
+    post_ids = [post.post_id for post in reading.posts]
+    members = set(
+        db.session.scalars(
+            select(MemberSnapshot.subject).where(MemberSnapshot.tracked_group_id == group.id)
+        )
+    )
+    posts = set(
+        db.session.scalars(
+            select(PostSnapshot.post_id).where(
+                PostSnapshot.tracked_group_id == group.id, PostSnapshot.post_id.in_(post_ids)
+            )
+        )
+    )
+    rows = db.session.execute(
+        select(
+            ActivitySnapshot.post_id,
+            ActivitySnapshot.kind,
+            ActivitySnapshot.subject,
+            ActivitySnapshot.item_id,
+        ).where(
+            ActivitySnapshot.tracked_group_id == group.id,
+            ActivitySnapshot.post_id.in_(post_ids),
+        )
+    )
+    return Snapshot(members=members, posts=posts, activity=dict(snapshot_activity(rows)))
+
+
+def _baseline_changes(reading: GroupReading) -> list[Change]:
+    """The first cycle only records what exists: these changes carry no events."""
+    changes = [Change("baseline-member", s) for s in sorted(reading.members or ())]
+    for post in reading.posts:
+        for kind, items in post.by_kind().items():
+            changes += [
+                Change("baseline", subject, post_id=post.post_id, activity=kind, item_id=item)
+                for subject, item in sorted(items or ())
+            ]
+    return changes
+
+
+def _linked_members(network: str, subjects: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    ordered = sorted(subjects)
+    for start in range(0, len(ordered), 500):
+        found.update(
+            db.session.execute(
+                select(LinkedProfile.subject, LinkedProfile.member_id).where(
+                    LinkedProfile.network == network,
+                    LinkedProfile.subject.in_(ordered[start : start + 500]),
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return found
+
+
+def _apply(
+    run: CollectionRun,
+    group: TrackedGroup,
+    reading: GroupReading,
+    changes: Sequence[Change],
+    members: dict[str, int],
+    now: datetime,
+) -> None:
+    new_posts = [
+        {"tracked_group_id": group.id, "post_id": p.post_id, "first_seen_at": now}
+        for p in reading.posts
+    ]
+    known = set(
+        db.session.scalars(
+            select(PostSnapshot.post_id).where(
+                PostSnapshot.tracked_group_id == group.id,
+                PostSnapshot.post_id.in_([row["post_id"] for row in new_posts]),
+            )
+        )
+    )
+    new_posts = [row for row in new_posts if row["post_id"] not in known]
+    total = max(1, len(changes))
+    for start in range(0, len(changes), CHUNK):
+        chunk = changes[start : start + CHUNK]
+        _write_snapshot(group.id, chunk)
+        events = [
+            _event(group, run, change, members[change.subject], now)
+            for change in chunk
+            if change.kind in EVENT_KINDS and change.subject in members
+        ]
+        result = process_events(events)
+        run.events_found += result.recorded
+        run.progress = 60 + int(39 * (start + len(chunk)) / total)
+        run.phase = "recording"
+        db.session.commit()
+    if new_posts:
+        db.session.execute(insert(PostSnapshot), new_posts)
+    db.session.commit()
+
+
+def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
+    joined = [c.subject for c in chunk if c.kind in ("joined", "baseline-member")]
+    left = [c.subject for c in chunk if c.kind == "left"]
+    added = [c for c in chunk if c.kind in ("added", "baseline")]
+    removed = [c for c in chunk if c.kind == "removed"]
+    if joined:
+        db.session.execute(
+            insert(MemberSnapshot),
+            [{"tracked_group_id": group_id, "subject": subject} for subject in joined],
+        )
+    if left:
+        db.session.execute(
+            delete(MemberSnapshot).where(
+                MemberSnapshot.tracked_group_id == group_id, MemberSnapshot.subject.in_(left)
+            )
+        )
+    if added:
+        db.session.execute(
+            insert(ActivitySnapshot),
+            [
+                {
+                    "tracked_group_id": group_id,
+                    "post_id": c.post_id,
+                    "kind": c.activity,
+                    "subject": c.subject,
+                    "item_id": c.item_id,
+                }
+                for c in added
+            ],
+        )
+    for change in removed:
+        db.session.execute(
+            delete(ActivitySnapshot).where(
+                ActivitySnapshot.tracked_group_id == group_id,
+                ActivitySnapshot.post_id == change.post_id,
+                ActivitySnapshot.kind == change.activity,
+                ActivitySnapshot.subject == change.subject,
+                ActivitySnapshot.item_id == change.item_id,
+            )
+        )
+
+
+def _event(
+    group: TrackedGroup, run: CollectionRun, change: Change, member_id: int, now: datetime
+) -> Event:
+    # The run is part of the key: a like removed and given again is a new event each time,
+    # and the snapshot (committed with the event) guarantees a change is seen only once.
+    parts = [group.network, group.group_id, change.kind, change.subject]
+    if change.post_id is not None:
+        parts += [change.post_id, change.activity or "", change.item_id]
+    return Event(
+        key=":".join(parts) + f":r{run.id}",
+        kind=EVENT_KINDS[change.kind],
+        member_id=member_id,
+        network=group.network,
+        occurred_at=now,
+        subject=change.subject,
+        group_id=group.group_id,
+        object_id=change.post_id,
+        activity=ActivityKind(change.activity) if change.activity else None,
+        activity_id=(change.item_id or None) if change.activity != "like" else None,
+    )
+
+
+def _finish(
+    run: CollectionRun, status: str, reading: GroupReading | None, error: str | None = None
+) -> CollectionRun:
+    run.status = status
+    run.finished_at = datetime.now(UTC)
+    run.progress = 100
+    run.phase = status
+    if reading is not None:
+        run.requests, run.items_read = reading.requests, reading.items_read
+    if error:
+        run.errors += 1
+        run.error_log = (run.error_log + "\n" + error).strip()[-4000:]
+    db.session.commit()
+    log.info("collection run %s for group %s: %s", run.id, run.tracked_group_id, status)
+    return run

@@ -1,0 +1,290 @@
+"""VK (API 5.199): members, recent posts, likes, reposts and comments of a community.
+
+What VK needs: a user or service access token (wall.get, likes.getList and wall.getComments
+refuse community tokens), about 3 requests a second. Calls are batched through `execute`, up
+to 25 API calls in one request; pages are planned from the counts wall.get and the first pages
+give, so a cycle makes close to the fewest requests the page limits allow. Errors 6, 9, 10 and
+29 and timeouts are retried with backoff; 15, 18, 30 and 212 leave that one list unread (its
+snapshot is kept, nothing is invented) and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from app.collect.base import (
+    Collector,
+    CollectorError,
+    GroupReading,
+    GroupTarget,
+    PostActivity,
+    Progress,
+)
+
+log = logging.getLogger(__name__)
+
+EXECUTE_LIMIT = 25
+PAGE = {"groups.getMembers": 1000, "likes.getList": 1000, "wall.getComments": 100, "wall.get": 100}
+RETRYABLE = {6, 9, 10, 29}
+SKIPPABLE = {15, 18, 30, 212}
+
+
+@dataclass
+class _Call:
+    """One API call inside an execute, and the list it fills."""
+
+    method: str
+    params: dict[str, Any]
+    resource: tuple[str, str]  # ("members", "") or (post id, like|repost|comment)
+    result: Any = None
+    error: int | None = None
+
+
+@dataclass
+class _Resource:
+    items: set[tuple[str, str]] = field(default_factory=set)
+    count: int = 0
+    failed: str | None = None
+
+
+class VKCollector(Collector):
+    network = "vk"
+
+    def __init__(
+        self,
+        http: requests.Session,
+        *,
+        api_url: str,
+        version: str,
+        timeout: float,
+        per_second: float,
+        max_retries: int,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.http = http
+        self.api_url = api_url.rstrip("/")
+        self.version = version
+        self.timeout = timeout
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.max_retries = max_retries
+        self.sleep = sleep
+        self.clock = clock
+        self._last_request = 0.0
+        self._token = ""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], http: requests.Session) -> VKCollector:
+        return cls(
+            http,
+            api_url=config["VK_API_URL"],
+            version=config["VK_API_VERSION"],
+            timeout=config["HTTP_TIMEOUT_SECONDS"],
+            per_second=config["VK_REQUESTS_PER_SECOND"],
+            max_retries=config["VK_MAX_RETRIES"],
+        )
+
+    def read(self, target: GroupTarget, progress: Progress) -> GroupReading:
+        reading = GroupReading(members=None, posts=[])
+        self._token = target.token
+        try:
+            return self._read(target, progress, reading)
+        except CollectorError as exc:
+            exc.reading = reading  # the run still records the requests it made
+            raise
+
+    def _read(self, target: GroupTarget, progress: Progress, reading: GroupReading) -> GroupReading:
+        owner = f"-{target.group_id}"
+        scan = max(1, target.posts_to_scan)
+        resources: dict[tuple[str, str], _Resource] = {("members", ""): _Resource()}
+        first = [
+            _Call(
+                "wall.get",
+                {"owner_id": owner, "count": min(scan, 100), "filter": "owner"},
+                ("wall", ""),
+            ),
+            self._page_call(
+                "groups.getMembers",
+                {"group_id": target.group_id, "sort": "id_asc"},
+                ("members", ""),
+                0,
+            ),
+        ]
+        self._run(first, reading)
+        wall = first[0]
+        if wall.error is not None or not isinstance(wall.result, dict):
+            raise CollectorError(f"wall.get failed with VK error {wall.error}")
+        posts = wall.result.get("items", [])[:scan]
+        self._absorb(first[1], resources, reading)
+        calls = self._more_pages(
+            resources[("members", "")],
+            "groups.getMembers",
+            {"group_id": target.group_id, "sort": "id_asc"},
+            ("members", ""),
+        )
+        for post in posts:
+            post_id = str(post["id"])
+            for kind, counted in (
+                ("like", "likes"),
+                ("repost", "reposts"),
+                ("comment", "comments"),
+            ):
+                resources[(post_id, kind)] = _Resource()
+                if int((post.get(counted) or {}).get("count", 0)) > 0:
+                    calls.append(self._first_call(owner, post_id, kind))
+        planned = len(calls) + len(first)
+        done = len(first)
+        while calls:
+            self._run(calls, reading)
+            done += len(calls)
+            progress("reading", int(55 * done / max(planned, done + 1)))
+            follow_up: list[_Call] = []
+            for call in calls:
+                was_first = call.params.get("offset", 0) == 0
+                self._absorb(call, resources, reading)
+                resource = resources[call.resource]
+                if was_first and resource.failed is None and call.resource[0] != "members":
+                    follow_up += self._more_pages(
+                        resource, call.method, self._base_params(owner, call), call.resource
+                    )
+            planned += len(follow_up)
+            calls = follow_up
+        members = resources[("members", "")]
+        reading.members = None if members.failed else {s for s, _ in members.items}
+        for post in posts:
+            post_id = str(post["id"])
+            activity = PostActivity(
+                post_id=post_id,
+                published_at=datetime.fromtimestamp(int(post.get("date", 0)), UTC)
+                if post.get("date")
+                else None,
+            )
+            for kind, attribute in (
+                ("like", "likes"),
+                ("repost", "reposts"),
+                ("comment", "comments"),
+            ):
+                resource = resources[(post_id, kind)]
+                setattr(activity, attribute, None if resource.failed else resource.items)
+            reading.posts.append(activity)
+        return reading
+
+    def _first_call(self, owner: str, post_id: str, kind: str) -> _Call:
+        if kind == "comment":
+            params = {"owner_id": owner, "post_id": post_id, "sort": "asc"}
+            return self._page_call("wall.getComments", params, (post_id, kind), 0)
+        params = {
+            "type": "post",
+            "owner_id": owner,
+            "item_id": post_id,
+            "filter": "likes" if kind == "like" else "copies",
+        }
+        return self._page_call("likes.getList", params, (post_id, kind), 0)
+
+    @staticmethod
+    def _base_params(owner: str, call: _Call) -> dict[str, Any]:
+        return {k: v for k, v in call.params.items() if k not in ("offset", "count")}
+
+    def _page_call(self, method: str, params: dict, resource, offset: int) -> _Call:
+        return _Call(method, {**params, "offset": offset, "count": PAGE[method]}, resource)
+
+    def _more_pages(self, resource: _Resource, method: str, params: dict, key) -> list[_Call]:
+        """The remaining pages of a list whose first page told its total."""
+        size = PAGE[method]
+        return [
+            self._page_call(method, params, key, offset)
+            for offset in range(size, resource.count, size)
+        ]
+
+    def _absorb(self, call: _Call, resources: dict, reading: GroupReading) -> None:
+        resource = resources.setdefault(call.resource, _Resource())
+        if call.error is not None:
+            resource.failed = f"VK error {call.error}"
+            reading.errors.append(
+                f"{call.method} for {call.resource[0]} {call.resource[1]}: VK error {call.error}"
+            )
+            return
+        body = call.result if isinstance(call.result, dict) else {}
+        resource.count = max(resource.count, int(body.get("count", 0)))
+        items = body.get("items", [])
+        reading.items_read += len(items)
+        if call.method == "wall.getComments":
+            resource.items |= {
+                (str(c["from_id"]), str(c["id"]))
+                for c in items
+                if not c.get("deleted") and c.get("from_id") is not None
+            }
+        else:
+            resource.items |= {(str(user), "") for user in items}
+
+    def _run(self, calls: list[_Call], reading: GroupReading) -> None:
+        for start in range(0, len(calls), EXECUTE_LIMIT):
+            self._execute(calls[start : start + EXECUTE_LIMIT], reading)
+
+    def _execute(self, batch: list[_Call], reading: GroupReading) -> None:
+        code = (
+            "return ["
+            + ",".join(
+                f"API.{call.method}({json.dumps(call.params, separators=(',', ':'))})"
+                for call in batch
+            )
+            + "];"
+        )
+        body = self._request("execute", {"code": code}, reading)
+        results = body.get("response") or []
+        errors = list(body.get("execute_errors") or [])
+        for call, result in zip(
+            batch, results + [False] * (len(batch) - len(results)), strict=True
+        ):
+            if result is False:
+                failure = errors.pop(0) if errors else {}
+                call.error = int(failure.get("error_code", 0)) or 1
+                if call.error not in SKIPPABLE:
+                    log.warning("VK %s failed with error %s", call.method, call.error)
+            else:
+                call.result = result
+
+    def _request(self, method: str, params: dict[str, Any], reading: GroupReading) -> dict:
+        for attempt in range(self.max_retries + 1):
+            self._pace()
+            reading.requests += 1
+            try:
+                response = self.http.post(
+                    f"{self.api_url}/method/{method}",
+                    data={**params, "v": self.version, "access_token": self._token},
+                    timeout=self.timeout,
+                )
+                body = response.json()
+            except (requests.RequestException, ValueError) as exc:
+                reading.retries += 1
+                log.info("VK %s: %s, retrying", method, type(exc).__name__)
+                self._back_off(attempt)
+                continue
+            error = body.get("error") if isinstance(body, dict) else None
+            if not error:
+                return body
+            code = int(error.get("error_code", 0))
+            if code in RETRYABLE:
+                reading.retries += 1
+                log.info("VK %s: error %s, retrying", method, code)
+                self._back_off(attempt)
+                continue
+            raise CollectorError(f"VK refused {method}: error {code} {error.get('error_msg', '')}")
+        raise CollectorError(f"VK {method} kept failing after {self.max_retries + 1} attempts")
+
+    def _pace(self) -> None:
+        wait = self._last_request + self.interval - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+        self._last_request = self.clock()
+
+    def _back_off(self, attempt: int) -> None:
+        self.sleep(min(30.0, 0.5 * 2**attempt))
