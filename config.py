@@ -133,6 +133,8 @@ class Config:
         self.VK_API_VERSION = _env("VK_API_VERSION", "5.199")
         self.VK_REQUESTS_PER_SECOND = float(_env("VK_REQUESTS_PER_SECOND", "3") or 3)
         self.VK_MAX_RETRIES = _env_int("VK_MAX_RETRIES", 5)
+        # The first retry waits this long, doubling each time (at most 30 s).
+        self.VK_BACKOFF_SECONDS = float(_env("VK_BACKOFF_SECONDS", "0.5") or 0.5)
         self.SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
         self.SCHEDULER_TICK_SECONDS = _env_int("SCHEDULER_TICK_SECONDS", 5)
         self.SCHEDULER_LEASE_SECONDS = _env_int("SCHEDULER_LEASE_SECONDS", 30)

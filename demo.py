@@ -31,6 +31,8 @@ DEMO_KEY = INSTANCE / "demo-apple-key.p8"
 DEMO_PUBLIC_URL = os.environ.get("DEMO_PUBLIC_URL", "http://127.0.0.1:5000")
 SANDBOX_PREFIX = "/sandbox"
 DEMO_MARKETER = "marketer@demo.loyalink.test"
+DEMO_VK_GROUP = 1
+DEMO_VK_TOKEN = "demo-vk-service-token"  # noqa: S105 - the sandbox's own token
 
 
 def ensure_demo_env() -> dict[str, str]:
@@ -58,6 +60,9 @@ def ensure_demo_env() -> dict[str, str]:
         "APPLE_BASE_URL": apple_url,
         "APPLE_ISSUER": apple_url,
         **portal_settings(f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}"),
+        "VK_API_URL": f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/vk-api",
+        "SCHEDULER_ENABLED": "true",
+        "SCHEDULER_TICK_SECONDS": "3",
     }
     # Settings added by a newer version join an existing demo.env; kept ones stay as they are.
     existing = dotenv_values(DEMO_ENV) if DEMO_ENV.exists() else {}
@@ -92,9 +97,21 @@ def create_demo_app() -> Flask:
         notification_url=f"{config['PUBLIC_URL']}/hooks/apple",
     )
     register_portal(sandbox.extensions["sandbox"], [config["PUBLIC_URL"]])
+    seed_vk_group(sandbox.extensions["sandbox"])
     portal.wsgi_app = DispatcherMiddleware(portal.wsgi_app, {SANDBOX_PREFIX: sandbox})
     portal.cli.add_command(demo_seed)
     return portal
+
+
+def seed_vk_group(state) -> None:
+    """The demo's VK community, rebuilt the same at every start so no change is invented."""
+    vk = state.vk
+    vk.register_token(DEMO_VK_TOKEN, kind="service")
+    vk.create_group(DEMO_VK_GROUP, "Loyalink Club")
+    for text in ("Welcome to the Loyalink Club!", "Our autumn offers", "Like this post for points"):
+        vk.add_post(DEMO_VK_GROUP, text)
+    for person in state.persons:
+        vk.join(DEMO_VK_GROUP, person["networks"]["vk"]["user_id"])
 
 
 @click.command("demo-seed")
@@ -104,11 +121,14 @@ def demo_seed() -> None:
     from sqlalchemy import select
 
     from app.extensions import db
-    from app.models import StaffUser
+    from app.models import StaffUser, TrackedGroup
+    from app.services.groups import add_group
     from app.services.offers import install_seed_offers
     from app.services.staff import create_staff
 
     install_seed_offers()
+    if db.session.scalar(select(TrackedGroup).where(TrackedGroup.network == "vk")) is None:
+        add_group("vk", str(DEMO_VK_GROUP), "Loyalink Club", DEMO_VK_TOKEN, interval_seconds=10)
     password = os.environ.get("DEMO_MARKETER_PASSWORD", "demo-marketer-password")
     if db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_MARKETER)) is None:
         create_staff(DEMO_MARKETER, password, "marketer")
@@ -116,4 +136,6 @@ def demo_seed() -> None:
         f"\n  Portal:   {DEMO_PUBLIC_URL}/\n"
         f"  Sandbox:  {DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/ (Apple ID persons, notifications)\n"
         f"  Staff:    {DEMO_PUBLIC_URL}/staff/ as {DEMO_MARKETER} / {password}\n"
+        f"  VK group: act as a person at {DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/vk-api/tester;\n"
+        f"            the scheduler collects every 10 s (see {DEMO_PUBLIC_URL}/ops/runs)\n"
     )

@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any
 
+import click
 from flask import Flask
 from sqlalchemy import event
 
@@ -113,11 +114,18 @@ def register_template_helpers(app: Flask) -> None:
 
 
 def register_scheduler(app: Flask) -> None:
-    """Start the in-process scheduler when configured; the database lease picks one leader."""
-    if app.config["SCHEDULER_ENABLED"] and not app.testing:
-        from app.collect.scheduler import start_scheduler
+    """Start the in-process scheduler when configured; the database lease picks one leader.
 
-        start_scheduler(app)
+    Only in a serving process (gunicorn, `flask run`): not in `flask db upgrade` and the like.
+    """
+    if not app.config["SCHEDULER_ENABLED"] or app.testing:
+        return
+    command = click.get_current_context(silent=True)
+    if command is not None and command.info_name != "run":
+        return
+    from app.collect.scheduler import start_scheduler
+
+    start_scheduler(app)
 
 
 def register_commands(app: Flask) -> None:

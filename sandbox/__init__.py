@@ -1,5 +1,5 @@
-"""The sandbox: a local Flask app that plays Sign in with Apple and six social networks' sign-in
-for development and tests."""
+"""The sandbox: a local Flask app that plays Sign in with Apple, six social networks' sign-in
+and the VK API's data methods, for development and tests."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from sandbox.networks import control, mailru, oidc, ok, telegram_widget, vkid, y
 from sandbox.networks.common import NETWORK_TITLES
 from sandbox.networks.persons import bp as persons_bp
 from sandbox.state import APPLE_ISSUER, SandboxState
+from sandbox.vkapi import api as vkapi
+from sandbox.vkapi import tester as vkapi_tester
 
 __all__ = ["SandboxState", "create_sandbox_app"]
 
@@ -25,6 +27,8 @@ NETWORK_BLUEPRINTS = (
     telegram_widget.bp,
     persons_bp,
     control.bp,
+    vkapi.bp,
+    vkapi_tester.bp,
 )
 
 

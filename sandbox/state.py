@@ -1,4 +1,5 @@
-"""In-memory, thread-safe state of the sandbox Apple ID."""
+"""In-memory, thread-safe state of the sandbox Apple ID (and, beside it, the networks' and
+the VK API's)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sandbox.keys import SigningKey, b64url
 from sandbox.networks.store import NetworkStore
+from sandbox.vkapi.model import VkApiState
 
 APPLE_ISSUER = "https://appleid.apple.com"
 CODE_LIFETIME = 300
@@ -181,6 +183,8 @@ class SandboxState:
         self.networks = NetworkStore(issuers=oidc_issuers)
         source: Iterable[dict[str, Any]] = DEFAULT_PERSONS if persons is None else persons
         self.persons: list[dict[str, Any]] = [_normalize_person(p) for p in source]
+        # VK API data; reset() keeps it (vk.clear() forgets it).
+        self.vk = VkApiState(persons=lambda: self.persons)
         self.lock = threading.RLock()
         self.clients: dict[str, AppleClient] = {}
         self.codes: dict[str, AuthorizationCode] = {}
@@ -495,7 +499,8 @@ class SandboxState:
             self._invalidate(lambda t: t.client_id == client_id and t.sub == sub)
 
     def reset(self) -> None:
-        """Forget codes, tokens, faults and authorizations; keep clients, persons and keys."""
+        """Forget codes, tokens, faults and authorizations; keep clients, persons, keys and
+        the VK API's data (``vk.clear()`` forgets that)."""
         with self.lock:
             self.codes.clear()
             self.tokens.clear()

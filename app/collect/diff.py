@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from app.collect.base import GroupReading
+
+OLD_POST_MARGIN = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +44,12 @@ def diff(
         changes += [Change("joined", s) for s in sorted(reading.members - snapshot.members)]
         changes += [Change("left", s) for s in sorted(snapshot.members - reading.members)]
     for post in reading.posts:
+        # Post dates are whole seconds: a minute's margin keeps a post made just after the
+        # baseline from passing for an old one.
         old_unseen = (
             post.post_id not in snapshot.posts
             and post.published_at is not None
-            and post.published_at < baseline_at
+            and post.published_at + OLD_POST_MARGIN < baseline_at
         )
         for kind, current in post.by_kind().items():
             if current is None:

@@ -58,13 +58,13 @@ def collect_group(
         log.info("group %s is being collected elsewhere; skipped", tracked_group_id)
         return None
     try:
-        return _cycle(tracked_group_id, http or requests.Session())
+        return _cycle(tracked_group_id, http or requests.Session(), lease)
     finally:
         db.session.rollback()
         release(lease, HOLDER)
 
 
-def _cycle(tracked_group_id: int, http: requests.Session) -> CollectionRun:
+def _cycle(tracked_group_id: int, http: requests.Session, lease: str) -> CollectionRun:
     group = db.session.get(TrackedGroup, tracked_group_id)
     if group is None:
         raise LookupError(f"no tracked group has id {tracked_group_id}")
@@ -75,6 +75,7 @@ def _cycle(tracked_group_id: int, http: requests.Session) -> CollectionRun:
     def progress(phase: str, percent: int) -> None:
         run.phase, run.progress = phase, min(99, max(run.progress, percent))
         db.session.commit()
+        acquire(lease, HOLDER, RUN_LEASE_SECONDS)  # renewed while the run is alive
 
     collector = collector_for(group.network, current_app.config, http)
     target = GroupTarget(
@@ -194,6 +195,7 @@ def _apply(
         run.progress = 60 + int(39 * (start + len(chunk)) / total)
         run.phase = "recording"
         db.session.commit()
+        acquire(f"collect:{group.id}", HOLDER, RUN_LEASE_SECONDS)
     if new_posts:
         db.session.execute(insert(PostSnapshot), new_posts)
     db.session.commit()

@@ -67,6 +67,7 @@ class VKCollector(Collector):
         timeout: float,
         per_second: float,
         max_retries: int,
+        backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -76,6 +77,7 @@ class VKCollector(Collector):
         self.timeout = timeout
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
         self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
         self.sleep = sleep
         self.clock = clock
         self._last_request = 0.0
@@ -90,6 +92,7 @@ class VKCollector(Collector):
             timeout=config["HTTP_TIMEOUT_SECONDS"],
             per_second=config["VK_REQUESTS_PER_SECOND"],
             max_retries=config["VK_MAX_RETRIES"],
+            backoff_seconds=config["VK_BACKOFF_SECONDS"],
         )
 
     def read(self, target: GroupTarget, progress: Progress) -> GroupReading:
@@ -103,20 +106,12 @@ class VKCollector(Collector):
 
     def _read(self, target: GroupTarget, progress: Progress, reading: GroupReading) -> GroupReading:
         owner = f"-{target.group_id}"
-        scan = max(1, target.posts_to_scan)
+        scan = max(1, min(target.posts_to_scan, PAGE["wall.get"]))
         resources: dict[tuple[str, str], _Resource] = {("members", ""): _Resource()}
+        members_params = {"group_id": target.group_id, "sort": "id_asc"}
         first = [
-            _Call(
-                "wall.get",
-                {"owner_id": owner, "count": min(scan, 100), "filter": "owner"},
-                ("wall", ""),
-            ),
-            self._page_call(
-                "groups.getMembers",
-                {"group_id": target.group_id, "sort": "id_asc"},
-                ("members", ""),
-                0,
-            ),
+            _Call("wall.get", {"owner_id": owner, "count": scan, "filter": "owner"}, ("wall", "")),
+            self._page_call("groups.getMembers", members_params, ("members", ""), 0),
         ]
         self._run(first, reading)
         wall = first[0]
@@ -124,11 +119,14 @@ class VKCollector(Collector):
             raise CollectorError(f"wall.get failed with VK error {wall.error}")
         posts = wall.result.get("items", [])[:scan]
         self._absorb(first[1], resources, reading)
-        calls = self._more_pages(
-            resources[("members", "")],
+        # Every page is planned from the counts already known (members from the first page,
+        # activity from wall.get), so the second round is as full as execute allows.
+        calls = self._pages(
             "groups.getMembers",
-            {"group_id": target.group_id, "sort": "id_asc"},
+            members_params,
             ("members", ""),
+            PAGE["groups.getMembers"],
+            resources[("members", "")].count,
         )
         for post in posts:
             post_id = str(post["id"])
@@ -138,34 +136,40 @@ class VKCollector(Collector):
                 ("comment", "comments"),
             ):
                 resources[(post_id, kind)] = _Resource()
-                if int((post.get(counted) or {}).get("count", 0)) > 0:
-                    calls.append(self._first_call(owner, post_id, kind))
+                count = int((post.get(counted) or {}).get("count", 0))
+                method, params, key = self._list_call(owner, post_id, kind)
+                calls += self._pages(method, params, key, 0, count)
         planned = len(calls) + len(first)
         done = len(first)
         while calls:
             self._run(calls, reading)
             done += len(calls)
             progress("reading", int(55 * done / max(planned, done + 1)))
-            follow_up: list[_Call] = []
+            covered: dict[tuple[str, str], _Call] = {}
             for call in calls:
-                was_first = call.params.get("offset", 0) == 0
                 self._absorb(call, resources, reading)
-                resource = resources[call.resource]
-                if was_first and resource.failed is None and call.resource[0] != "members":
-                    follow_up += self._more_pages(
-                        resource, call.method, self._base_params(owner, call), call.resource
-                    )
+                last = covered.get(call.resource)
+                if last is None or call.params["offset"] > last.params["offset"]:
+                    covered[call.resource] = call
+            # A list longer than its announced count (deleted comments keep their place in
+            # VK's pages) gets its remaining pages in one more round.
+            follow_up: list[_Call] = []
+            for key, last in covered.items():
+                resource = resources[key]
+                end = last.params["offset"] + last.params["count"]
+                if resource.failed is None and resource.count > end:
+                    params = {k: v for k, v in last.params.items() if k not in ("offset", "count")}
+                    follow_up += self._pages(last.method, params, key, end, resource.count)
             planned += len(follow_up)
             calls = follow_up
         members = resources[("members", "")]
         reading.members = None if members.failed else {s for s, _ in members.items}
         for post in posts:
             post_id = str(post["id"])
+            date = post.get("date")
             activity = PostActivity(
                 post_id=post_id,
-                published_at=datetime.fromtimestamp(int(post.get("date", 0)), UTC)
-                if post.get("date")
-                else None,
+                published_at=datetime.fromtimestamp(int(date), UTC) if date else None,
             )
             for kind, attribute in (
                 ("like", "likes"),
@@ -177,31 +181,31 @@ class VKCollector(Collector):
             reading.posts.append(activity)
         return reading
 
-    def _first_call(self, owner: str, post_id: str, kind: str) -> _Call:
+    @staticmethod
+    def _list_call(owner: str, post_id: str, kind: str) -> tuple[str, dict, tuple[str, str]]:
         if kind == "comment":
-            params = {"owner_id": owner, "post_id": post_id, "sort": "asc"}
-            return self._page_call("wall.getComments", params, (post_id, kind), 0)
+            return (
+                "wall.getComments",
+                {"owner_id": owner, "post_id": post_id, "sort": "asc"},
+                (post_id, kind),
+            )
         params = {
             "type": "post",
             "owner_id": owner,
             "item_id": post_id,
             "filter": "likes" if kind == "like" else "copies",
         }
-        return self._page_call("likes.getList", params, (post_id, kind), 0)
+        return "likes.getList", params, (post_id, kind)
 
     @staticmethod
-    def _base_params(owner: str, call: _Call) -> dict[str, Any]:
-        return {k: v for k, v in call.params.items() if k not in ("offset", "count")}
-
-    def _page_call(self, method: str, params: dict, resource, offset: int) -> _Call:
+    def _page_call(method: str, params: dict, resource, offset: int) -> _Call:
         return _Call(method, {**params, "offset": offset, "count": PAGE[method]}, resource)
 
-    def _more_pages(self, resource: _Resource, method: str, params: dict, key) -> list[_Call]:
-        """The remaining pages of a list whose first page told its total."""
-        size = PAGE[method]
+    def _pages(self, method: str, params: dict, key, start: int, total: int) -> list[_Call]:
+        """The pages covering offsets [start, total) of a list."""
         return [
             self._page_call(method, params, key, offset)
-            for offset in range(size, resource.count, size)
+            for offset in range(start, total, PAGE[method])
         ]
 
     def _absorb(self, call: _Call, resources: dict, reading: GroupReading) -> None:
@@ -287,4 +291,4 @@ class VKCollector(Collector):
         self._last_request = self.clock()
 
     def _back_off(self, attempt: int) -> None:
-        self.sleep(min(30.0, 0.5 * 2**attempt))
+        self.sleep(min(30.0, self.backoff_seconds * 2**attempt))

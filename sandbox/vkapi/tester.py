@@ -1,0 +1,118 @@
+"""The tester page: act on VK as a sandbox person or a generated user (/vk-api/tester)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from sandbox.vkapi.api import vk_state
+from sandbox.vkapi.methods import newest_first
+from sandbox.vkapi.model import Group
+
+bp = Blueprint("vkapi_tester", __name__, url_prefix="/vk-api")
+
+POSTS_PER_PAGE = 20
+
+
+def _arg_int(source: Any, name: str) -> int | None:
+    raw = (source.get(name) or "").strip()
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+@bp.get("/tester")
+def page() -> ResponseReturnValue:
+    """Pick a person and a group; like, comment, repost and join as them."""
+    vk = vk_state()
+    users = vk.tester_users()
+    user_id = _arg_int(request.args, "user_id") or (users[0].id if users else None)
+    offset = max(0, _arg_int(request.args, "offset") or 0)
+    if user_id is not None and all(user.id != user_id for user in users):
+        users.append(vk.user(user_id))
+    with vk.lock:
+        groups = [vk.groups[group_id] for group_id in sorted(vk.groups)]
+        group = vk.groups.get(_arg_int(request.args, "group_id") or 0)
+        if group is None and groups:
+            group = groups[0]
+        posts = _posts(group, user_id, offset) if group and user_id else []
+        group_rows = [{"id": g.id, "name": g.name, "members": len(g.members)} for g in groups]
+        selected = None
+        if group is not None:
+            selected = {
+                "id": group.id,
+                "name": group.name,
+                "screen_name": group.screen_name,
+                "members": len(group.members),
+                "posts": len(group.post_ids),
+                "is_member": user_id in group.member_set,
+            }
+    return render_template(
+        "sandbox/vkapi_tester.html",
+        users=users,
+        user_id=user_id,
+        groups=group_rows,
+        group=selected,
+        posts=posts,
+        offset=offset,
+        per_page=POSTS_PER_PAGE,
+        message=request.args.get("message", ""),
+        error=request.args.get("error", ""),
+    )
+
+
+def _posts(group: Group, user_id: int, offset: int) -> list[dict[str, Any]]:
+    rows = []
+    for post_id in newest_first(group.post_ids, offset, POSTS_PER_PAGE):
+        post = group.posts[post_id]
+        own = [c for c in post.comments if c.from_id == user_id and not c.deleted]
+        rows.append(
+            {
+                "id": post.id,
+                "date": datetime.fromtimestamp(post.date, UTC).strftime("%Y-%m-%d %H:%M"),
+                "text": post.text,
+                "likes": len(post.likers),
+                "comments": post.live_comments,
+                "reposts": len(post.reposts),
+                "liked": user_id in post.liker_set,
+                "reposted": user_id in post.repost_by_user,
+                "comments_closed": post.comments_closed,
+                "own_comments": [{"id": c.id, "text": c.text} for c in own],
+            }
+        )
+    return rows
+
+
+@bp.post("/tester/act")
+def act() -> ResponseReturnValue:
+    """Do the button's action as the chosen person, then go back to the page."""
+    form = request.form
+    user_id, group_id = _arg_int(form, "user_id"), _arg_int(form, "group_id")
+    message = error = ""
+    try:
+        if user_id is None or group_id is None:
+            raise ValueError("pick a person and a group first")
+        result = vk_state().act(
+            form.get("action", ""),
+            group_id=group_id,
+            user_id=user_id,
+            post_id=_arg_int(form, "post_id"),
+            text=form.get("text", ""),
+            comment_id=_arg_int(form, "comment_id"),
+        )
+        message = result["message"] + ("" if result["changed"] else " (nothing changed)")
+    except ValueError as exc:
+        error = str(exc)
+    target = url_for(
+        ".page",
+        user_id=user_id,
+        group_id=group_id,
+        offset=_arg_int(form, "offset") or None,
+        message=message or None,
+        error=error or None,
+    )
+    return redirect(target)
