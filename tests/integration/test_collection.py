@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 
 from app.collect.engine import collect_group
 from app.extensions import db as app_db
+from app.models import CollectionRun, Lease, LedgerEntry, LinkedProfile, Member
 from app.models import Event as EventRow
-from app.models import Lease, LedgerEntry, LinkedProfile, Member
 from app.models.types import utcnow
 from app.services.groups import GroupError, add_group
 from app.services.ledger import balance
@@ -291,3 +291,58 @@ def test_killed_mid_run_the_next_run_makes_exactly_the_missing_events(ctx, colle
 def _event_count() -> int:
     app_db.session.rollback()
     return app_db.session.scalar(select(func.count()).select_from(EventRow))
+
+
+def test_the_scheduler_tick_collects_due_groups_once_per_interval(ctx, vk):
+    from app.collect.scheduler import tick
+
+    post = vk.add_post(GROUP)
+    member_for(ANNA)
+    group_id = tracked(interval_seconds=3600)
+    assert tick(ctx) is True
+    vk.like(GROUP, post, ANNA)
+    assert tick(ctx) is True
+    runs = app_db.session.scalars(select(CollectionRun)).all()
+    assert len(runs) == 1, "not due again before its interval"
+    app_db.session.execute(update(CollectionRun).values(started_at=utcnow() - timedelta(hours=2)))
+    app_db.session.commit()
+    tick(ctx)
+    assert events() == [("activity", str(ANNA), str(post), "like")]
+    assert group_id
+
+
+def test_operator_page_shows_runs_to_staff_only(collecting, app, vk, sandbox):
+    from tests.helpers import csrf_token, sign_up
+
+    with app.app_context():
+        tracked_id = tracked()
+        collect_group(tracked_id)
+    member = app.test_client()
+    sign_up(member, "001001.anna")
+    assert member.get("/ops/runs").status_code == 403
+    staff = app.test_client()
+    assert staff.get("/ops/runs").headers["Location"].startswith("/staff/login")
+    runner = app.test_cli_runner()
+    runner.invoke(
+        args=[
+            "staff",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password",
+            "correct horse battery",
+        ]
+    )
+    staff.post(
+        "/staff/login",
+        data={
+            "csrf_token": csrf_token(staff, "/staff/login"),
+            "email": "ops@example.com",
+            "password": "correct horse battery",
+        },
+    )
+    page = staff.get("/ops/runs").get_data(as_text=True)
+    assert 'data-test="run-1"' in page and "succeeded" in page and "last success" in page
+    assert 'hx-trigger="every 2s"' in page
+    partial = staff.get("/ops/runs", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in partial and 'data-test="run-1"' in partial
