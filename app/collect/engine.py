@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 import requests
 from flask import current_app
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.collect.base import CollectorError, GroupReading, GroupTarget
 from app.collect.diff import Change, Snapshot, diff, snapshot_activity
@@ -83,24 +84,44 @@ def _cycle(tracked_group_id: int, http: requests.Session, lease: str) -> Collect
         token=decrypt_text(group.token_encrypted),
         posts_to_scan=group.posts_to_scan,
     )
+    # Taken before reading: a post published while a long first read runs is news later.
+    started = utcnow()
     try:
         reading = collector.read(target, progress)
     except CollectorError as exc:
-        stats = getattr(exc, "reading", None)
-        return _finish(run, "failed", stats, error=str(exc))
+        return _finish(run, "failed", getattr(exc, "reading", None), error=str(exc))
+    try:
+        return _record(run, group, reading, started, progress)
+    except Exception as exc:
+        log.exception("collection run %s failed", run.id)
+        db.session.rollback()
+        return _finish(run, "failed", reading, error=f"{type(exc).__name__}: {exc}")
+
+
+def _record(run, group, reading: GroupReading, started: datetime, progress) -> CollectionRun:
     run.requests, run.items_read = reading.requests, reading.items_read
     run.errors = len(reading.errors)
     run.error_log = "\n".join(reading.errors)[-4000:]
+    if group.baseline_at is None and reading.errors:
+        # A baseline must be whole: an unread list stored as empty would later look like
+        # everything in it had just appeared. Nothing is written; the next run tries again.
+        return _finish(run, "partial", reading, error="baseline postponed: the reading was partial")
     progress("comparing", 60)
-    now = utcnow()
     changes = diff(_snapshot(group, reading), reading, baseline_at=group.baseline_at)
-    baseline = [] if group.baseline_at is not None else _baseline_changes(reading)
-    members = _linked_members(group.network, {c.subject for c in changes})
-    _apply(run, group, reading, changes + baseline, members, now)
     if group.baseline_at is None:
-        group.baseline_at = now
+        _clear_snapshot(group.id)  # what a crashed earlier baseline left is redone from scratch
+        changes = _baseline_changes(reading)
+    members = _linked_members(group.network, {c.subject for c in changes})
+    _apply(run, group, reading, changes, members, utcnow())
+    if group.baseline_at is None:
+        group.baseline_at = started
     status = "succeeded" if not reading.errors else "partial"
     return _finish(run, status, reading)
+
+
+def _clear_snapshot(group_id: int) -> None:
+    for model in (MemberSnapshot, PostSnapshot, ActivitySnapshot):
+        db.session.execute(delete(model).where(model.tracked_group_id == group_id))
 
 
 def _snapshot(group: TrackedGroup, reading: GroupReading) -> Snapshot:
@@ -197,8 +218,14 @@ def _apply(
         db.session.commit()
         acquire(f"collect:{group.id}", HOLDER, RUN_LEASE_SECONDS)
     if new_posts:
-        db.session.execute(insert(PostSnapshot), new_posts)
+        db.session.execute(_insert_ignoring_existing(PostSnapshot), new_posts)
     db.session.commit()
+
+
+def _insert_ignoring_existing(model):
+    """Snapshot rows may be written again after a crash (a repeated baseline): no error."""
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing()
 
 
 def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
@@ -208,7 +235,7 @@ def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
     removed = [c for c in chunk if c.kind == "removed"]
     if joined:
         db.session.execute(
-            insert(MemberSnapshot),
+            _insert_ignoring_existing(MemberSnapshot),
             [{"tracked_group_id": group_id, "subject": subject} for subject in joined],
         )
     if left:
@@ -219,7 +246,7 @@ def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
         )
     if added:
         db.session.execute(
-            insert(ActivitySnapshot),
+            _insert_ignoring_existing(ActivitySnapshot),
             [
                 {
                     "tracked_group_id": group_id,

@@ -52,6 +52,7 @@ class _Call:
 class _Resource:
     items: set[tuple[str, str]] = field(default_factory=set)
     count: int = 0
+    pages: int = 0
     failed: str | None = None
 
 
@@ -75,7 +76,8 @@ class VKCollector(Collector):
         self.api_url = api_url.rstrip("/")
         self.version = version
         self.timeout = timeout
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        # A tenth of headroom: pacing exactly at the limit meets VK's own clock as error 6.
+        self.interval = 1.1 / per_second if per_second > 0 else 0.0
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
@@ -217,7 +219,16 @@ class VKCollector(Collector):
             )
             return
         body = call.result if isinstance(call.result, dict) else {}
-        resource.count = max(resource.count, int(body.get("count", 0)))
+        count = int(body.get("count", 0))
+        if resource.pages and count != resource.count and resource.failed is None:
+            # The list changed between its pages: offsets shifted, so items may be missing or
+            # doubled. It counts as unread this cycle (its snapshot stays) and is read again.
+            resource.failed = "changed while being read"
+            reading.errors.append(
+                f"{call.method} for {call.resource[0]} {call.resource[1]}: changed while being read"
+            )
+        resource.pages += 1
+        resource.count = max(resource.count, count)
         items = body.get("items", [])
         reading.items_read += len(items)
         if call.method == "wall.getComments":
@@ -291,4 +302,5 @@ class VKCollector(Collector):
         self._last_request = self.clock()
 
     def _back_off(self, attempt: int) -> None:
-        self.sleep(min(30.0, self.backoff_seconds * 2**attempt))
+        if attempt < self.max_retries:  # no point waiting after the last attempt
+            self.sleep(min(30.0, self.backoff_seconds * 2**attempt))

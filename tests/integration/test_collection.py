@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import func, select, update
 
 from app.collect.engine import collect_group
@@ -346,3 +347,63 @@ def test_operator_page_shows_runs_to_staff_only(collecting, app, vk, sandbox):
     assert 'hx-trigger="every 2s"' in page
     partial = staff.get("/ops/runs", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert "<html" not in partial and 'data-test="run-1"' in partial
+
+
+def test_a_partial_first_reading_postpones_the_baseline(ctx, vk):
+    post = vk.add_post(GROUP)
+    vk.comment(GROUP, post, ANNA, "before")
+    anna = member_for(ANNA)
+    group_id = tracked()
+    vk.inject_error(15, method="groups.getMembers", times=1)
+    vk.inject_error(212, method="wall.getComments", times=1)
+    first = collect_group(group_id)
+    assert first.status == "partial" and "baseline postponed" in first.error_log
+    collect_group(group_id)
+    collect_group(group_id)
+    assert events() == [] and balance(anna) == 0
+
+
+def test_a_baseline_cut_short_by_a_crash_is_redone(ctx, vk):
+    from app.models import MemberSnapshot
+
+    vk.add_post(GROUP)
+    group_id = tracked()
+    # What a baseline killed after its first chunk leaves: some rows, and no baseline_at.
+    app_db.session.add_all(
+        [MemberSnapshot(tracked_group_id=group_id, subject=s) for s in (str(ANNA), "999")]
+    )
+    app_db.session.commit()
+    run = collect_group(group_id)
+    assert run.status == "succeeded"
+    members = set(app_db.session.scalars(select(MemberSnapshot.subject)))
+    assert members == {str(ANNA), str(BORIS), str(CHEN)}
+
+
+class ChurningSession(requests.Session):
+    """Real HTTP; between the first and second request someone leaves the group."""
+
+    def __init__(self, vk, user) -> None:
+        super().__init__()
+        self.vk, self.user, self.requests_made = vk, user, 0
+
+    def post(self, *args, **kwargs):
+        response = super().post(*args, **kwargs)
+        self.requests_made += 1
+        if self.requests_made == 1:
+            self.vk.leave(GROUP, self.user)
+        return response
+
+
+def test_a_list_that_changes_between_its_pages_is_read_again_not_guessed(ctx, vk):
+    users = list(range(3000000, 3001500))
+    for user in users:
+        vk.join(GROUP, user)
+    watched = member_for(users[1000])  # first on the second page
+    group_id = tracked()
+    collect_group(group_id)
+    run = collect_group(group_id, http=ChurningSession(vk, users[0]))
+    assert run.status == "partial" and "changed while being read" in run.error_log
+    assert events() == [], "no false leave for the member who moved to the first page"
+    collect_group(group_id)
+    assert events() == [], "the next reading is consistent; the leaver is not linked"
+    assert balance(watched) == 0
