@@ -27,8 +27,11 @@ def test_joins_leaves_likes_comments_and_reposts():
     before = snapshot(like={("1", "")}, comment={("2", "c1")}, repost={("2", "")})
     reading = GroupReading(
         members={"1", "3"},
-        posts=[PostActivity("10", likes={("3", "")}, comments={("2", "c1"), ("1", "c2")},
-                            reposts=set())],
+        posts=[
+            PostActivity(
+                "10", likes={("3", "")}, comments={("2", "c1"), ("1", "c2")}, reposts=set()
+            )
+        ],
     )
     assert diff(before, reading, baseline_at=BASELINE) == [
         Change("joined", "3"),
@@ -49,20 +52,18 @@ def test_an_unreadable_list_changes_nothing():
 def test_a_new_post_brings_its_activity_as_new():
     reading = GroupReading(
         members={"1", "2"},
-        posts=[PostActivity("11", published_at=datetime(2026, 12, 2, tzinfo=UTC),
-                            likes={("1", "")})],
+        posts=[
+            PostActivity("11", published_at=datetime(2026, 12, 2, tzinfo=UTC), likes={("1", "")})
+        ],
     )
-    assert diff(snapshot(), reading, baseline_at=BASELINE) == [
-        Change("added", "1", "11", "like")
-    ]
+    assert diff(snapshot(), reading, baseline_at=BASELINE) == [Change("added", "1", "11", "like")]
 
 
 def test_an_old_post_entering_the_window_is_baseline():
     reading = GroupReading(
         members={"1", "2"},
-        posts=[PostActivity("9", published_at=datetime(2026, 11, 1, tzinfo=UTC),
-                            likes={("1", "")})],
+        posts=[
+            PostActivity("9", published_at=datetime(2026, 11, 1, tzinfo=UTC), likes={("1", "")})
+        ],
     )
-    assert diff(snapshot(), reading, baseline_at=BASELINE) == [
-        Change("baseline", "1", "9", "like")
-    ]
+    assert diff(snapshot(), reading, baseline_at=BASELINE) == [Change("baseline", "1", "9", "like")]
