@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 import requests
 from flask import current_app
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from app.collect.base import CollectorError, GroupReading, GroupTarget
 from app.collect.diff import Change, Snapshot, diff, snapshot_activity
@@ -34,7 +33,7 @@ from app.models import (
 from app.models.types import utcnow
 from app.rules import ActivityKind, Event, EventKind
 from app.services.crypto import decrypt_text
-from app.services.processing import process_events
+from app.services.processing import dialect_insert, process_events
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +223,7 @@ def _apply(
 
 def _insert_ignoring_existing(model):
     """Snapshot rows may be written again after a crash (a repeated baseline): no error."""
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(model).on_conflict_do_nothing()
+    return dialect_insert(model).on_conflict_do_nothing()
 
 
 def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:

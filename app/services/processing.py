@@ -56,7 +56,8 @@ class ProcessResult:
     messages: int
 
 
-def _dialect_insert(table):
+def dialect_insert(table):
+    """INSERT with ON CONFLICT support, for the database in use (SQLite or PostgreSQL)."""
     if db.session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
@@ -162,7 +163,7 @@ def _record(events: Sequence[Event]) -> dict[str, int]:
         for event in sorted(events, key=lambda e: e.key)
     ]
     statement = (
-        _dialect_insert(EventRow)
+        dialect_insert(EventRow)
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(EventRow.key, EventRow.id)
     )
@@ -311,7 +312,7 @@ def _write_counters(values: dict[str, int]) -> None:
     if not values:
         return
     now = utcnow()
-    statement = _dialect_insert(Counter)
+    statement = dialect_insert(Counter)
     statement = statement.on_conflict_do_update(
         index_elements=["key"],
         set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
@@ -359,7 +360,7 @@ def _write_messages(messages, events_by_key: dict[str, Event]) -> None:
             }
         )
     db.session.execute(
-        _dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"]),
+        dialect_insert(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"]),
         rows,
     )
 
