@@ -138,9 +138,11 @@ class Config:
         self.SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
         self.SCHEDULER_TICK_SECONDS = _env_int("SCHEDULER_TICK_SECONDS", 5)
         self.SCHEDULER_LEASE_SECONDS = _env_int("SCHEDULER_LEASE_SECONDS", 30)
-        self.TELEGRAM_AUTH_MAX_AGE_SECONDS = _env_int("TELEGRAM_AUTH_MAX_AGE_SECONDS", 600)
+        self.TELEGRAM_AUTH_MAX_AGE_SECONDS = _env_int("TELEGRAM_AUTH_MAX_AGE_SECONDS", 300)
         # Linking a profile asks for a fresh sign-in when the session is older than this.
         self.REAUTH_MAX_AGE_SECONDS = _env_int("REAUTH_MAX_AGE_SECONDS", 900)
+        # Proxies in front of the portal whose X-Forwarded-For/-Proto are trusted (0: none).
+        self.TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
         self.RATELIMIT_ENABLED = _env_bool("RATELIMIT_ENABLED", True)
         self.SIGN_IN_RATE_LIMIT = _env("SIGN_IN_RATE_LIMIT", "20 per minute")

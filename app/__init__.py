@@ -9,6 +9,7 @@ from typing import Any
 import click
 from flask import Flask
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config, load_config
 
@@ -18,6 +19,7 @@ def create_app(config: Config | str | None = None, **overrides: Any) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     register_config(app, config, overrides)
     register_logging(app)
+    register_proxy(app)
     register_extensions(app)
     register_providers(app)
     register_blueprints(app)
@@ -42,6 +44,14 @@ def register_config(app: Flask, config: Config | str | None, overrides: dict[str
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{path}"
     if not app.config.get("SECRET_KEY"):
         raise RuntimeError("SECRET_KEY is not set")
+
+
+def register_proxy(app: Flask) -> None:
+    """Behind a reverse proxy the client's address is in X-Forwarded-For: trust exactly as
+    many hops as configured, so rate limits count visitors, not the proxy."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def register_logging(app: Flask) -> None:

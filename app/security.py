@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from flask import abort
+from flask import abort, current_app, session
 from flask_login import current_user
 
 from app.extensions import login_manager
@@ -42,6 +43,15 @@ def staff_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]
+
+
+SIGNED_IN_AT = "signed_in_at"
+
+
+def session_is_fresh() -> bool:
+    """Whether the member signed in recently enough to change how they sign in."""
+    age = time.time() - session.get(SIGNED_IN_AT, 0)
+    return age <= current_app.config["REAUTH_MAX_AGE_SECONDS"]
 
 
 def current_member() -> Member | None:

@@ -32,6 +32,7 @@ from app.models import (
 )
 from app.models.types import utcnow
 from app.rules import ActivityKind, Event, EventKind
+from app.rules.engine import bounded_key
 from app.services.crypto import decrypt_text
 from app.services.processing import dialect_insert, process_events
 
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 CHUNK = 1000
 RUN_LEASE_SECONDS = 15 * 60
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class LeaseLost(RuntimeError):
+    pass
+
 
 EVENT_KINDS = {
     "joined": EventKind.JOINED_GROUP,
@@ -75,7 +81,8 @@ def _cycle(tracked_group_id: int, http: requests.Session, lease: str) -> Collect
     def progress(phase: str, percent: int) -> None:
         run.phase, run.progress = phase, min(99, max(run.progress, percent))
         db.session.commit()
-        acquire(lease, HOLDER, RUN_LEASE_SECONDS)  # renewed while the run is alive
+        if not acquire(lease, HOLDER, RUN_LEASE_SECONDS):  # renewed while the run is alive
+            raise LeaseLost(f"another process took over group {tracked_group_id}; this run stops")
 
     collector = collector_for(group.network, current_app.config, http)
     target = GroupTarget(
@@ -188,9 +195,12 @@ def _apply(
     members: dict[str, int],
     now: datetime,
 ) -> None:
+    # A post counts as seen only once all its lists were read: until then an old post that
+    # entered the window stays "old" and its activity stays baseline.
     new_posts = [
         {"tracked_group_id": group.id, "post_id": p.post_id, "first_seen_at": now}
         for p in reading.posts
+        if all(items is not None for items in p.by_kind().values())
     ]
     known = set(
         db.session.scalars(
@@ -215,7 +225,8 @@ def _apply(
         run.progress = 60 + int(39 * (start + len(chunk)) / total)
         run.phase = "recording"
         db.session.commit()
-        acquire(f"collect:{group.id}", HOLDER, RUN_LEASE_SECONDS)
+        if not acquire(f"collect:{group.id}", HOLDER, RUN_LEASE_SECONDS):
+            raise LeaseLost(f"another process took over group {group.id}; this run stops")
     if new_posts:
         db.session.execute(_insert_ignoring_existing(PostSnapshot), new_posts)
     db.session.commit()
@@ -256,14 +267,22 @@ def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
                 for c in added
             ],
         )
+    by_list: dict[tuple[str, str], list[Change]] = {}
     for change in removed:
+        by_list.setdefault((change.post_id, change.activity), []).append(change)
+    for (post_id, kind), changes in by_list.items():
+        # One statement per list: comments by their own ids, likes and reposts by person.
+        matching = (
+            ActivitySnapshot.item_id.in_([c.item_id for c in changes])
+            if kind == "comment"
+            else ActivitySnapshot.subject.in_([c.subject for c in changes])
+        )
         db.session.execute(
             delete(ActivitySnapshot).where(
                 ActivitySnapshot.tracked_group_id == group_id,
-                ActivitySnapshot.post_id == change.post_id,
-                ActivitySnapshot.kind == change.activity,
-                ActivitySnapshot.subject == change.subject,
-                ActivitySnapshot.item_id == change.item_id,
+                ActivitySnapshot.post_id == post_id,
+                ActivitySnapshot.kind == kind,
+                matching,
             )
         )
 
@@ -277,7 +296,7 @@ def _event(
     if change.post_id is not None:
         parts += [change.post_id, change.activity or "", change.item_id]
     return Event(
-        key=":".join(parts) + f":r{run.id}",
+        key=bounded_key(":".join(parts) + f":r{run.id}"),
         kind=EVENT_KINDS[change.kind],
         member_id=member_id,
         network=group.network,

@@ -8,6 +8,7 @@ takes over. `flask scheduler` runs the same loop as a process of its own.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -46,20 +47,32 @@ def due_groups() -> list[int]:
     ]
 
 
+EXPIRY_EVERY_SECONDS = 3600
+_last_expiry = [float("-inf")]
+
+
 def tick(app: Flask) -> bool:
     """One scheduler step; True when this process is the leader and did the work."""
+    lease_seconds = app.config["SCHEDULER_LEASE_SECONDS"]
     with app.app_context():
-        if not acquire(LEASE, HOLDER, app.config["SCHEDULER_LEASE_SECONDS"]):
-            return False
-        for group_id in due_groups():
-            try:
-                collect_group(group_id)
-            except Exception:
-                log.exception("collection of group %s failed", group_id)
-                db.session.rollback()
-        expire_points(utcnow())
-        db.session.remove()
-        return True
+        try:
+            if not acquire(LEASE, HOLDER, lease_seconds):
+                return False
+            for group_id in due_groups():
+                try:
+                    collect_group(group_id)
+                except Exception:
+                    log.exception("collection of group %s failed", group_id)
+                    db.session.rollback()
+                # Renewed between groups: a long cycle must not let a second leader start.
+                if not acquire(LEASE, HOLDER, lease_seconds):
+                    return False
+            if time.monotonic() - _last_expiry[0] >= EXPIRY_EVERY_SECONDS:
+                expire_points(utcnow())
+                _last_expiry[0] = time.monotonic()
+            return True
+        finally:
+            db.session.remove()
 
 
 def start_scheduler(app: Flask) -> BackgroundScheduler:

@@ -28,6 +28,9 @@ class ProviderProfile:
     # The token the portal keeps to revoke its access at unlink (a refresh token where the
     # network revokes by one, an access token elsewhere); encrypted at rest.
     token: str | None = None
+    # Set when the provider's answer is a bearer credential by itself (the Telegram widget's
+    # signed fields): the portal accepts it once.
+    replay_key: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,6 +31,7 @@ from app.providers.oauth import require
 from app.providers.oidc import OIDCProvider
 
 WIDGET_FIELDS = ("id", "first_name", "last_name", "username", "photo_url", "auth_date")
+HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class TelegramProvider(OIDCProvider):
@@ -87,11 +89,13 @@ class TelegramWidgetProvider(Provider):
     def complete(
         self, callback: Mapping[str, str], request: AuthorizationRequest
     ) -> ProviderProfile:
-        received = callback.get("hash", "")
+        received = callback.get("hash", "").lower()
         fields = {key: callback[key] for key in WIDGET_FIELDS if callback.get(key)}
         if not received or "id" not in fields or "auth_date" not in fields:
             raise ProviderError("Telegram's answer is incomplete. Nothing was changed.")
-        if not hmac.compare_digest(widget_hash(fields, self.bot_token), received.lower()):
+        if not HEX_DIGEST.fullmatch(received) or not hmac.compare_digest(
+            widget_hash(fields, self.bot_token).encode(), received.encode()
+        ):
             raise ProviderError(
                 "Telegram's answer failed its signature check, so it was refused. "
                 "Nothing was changed."
@@ -110,6 +114,7 @@ class TelegramWidgetProvider(Provider):
         return ProviderProfile(
             network=self.network,
             subject=fields["id"],
+            replay_key=f"telegram-widget:{received}",
             first_name=fields.get("first_name", "")[:100],
             last_name=fields.get("last_name", "")[:100],
         )

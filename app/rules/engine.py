@@ -12,6 +12,7 @@ taken-back points keep their cap room used, so cycling never earns more than doi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +38,15 @@ from app.rules.model import (
     ScheduleFilter,
 )
 
+KEY_LIMIT = 255
+
+
+def bounded_key(key: str) -> str:
+    """Keys are stored in 255 characters: a longer one keeps its start and a digest of all."""
+    if len(key) <= KEY_LIMIT:
+        return key
+    return f"{key[:190]}#{hashlib.sha256(key.encode()).hexdigest()}"
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -57,10 +67,10 @@ class Event:
     def fact_key(self) -> str:
         member = f"m{self.member_id}:{self.network}"
         if self.kind in (EventKind.PROFILE_LINKED, EventKind.PROFILE_UNLINKED):
-            return f"{member}:profile:{self.subject}"
+            return bounded_key(f"{member}:profile:{self.subject}")
         if self.kind in (EventKind.JOINED_GROUP, EventKind.LEFT_GROUP):
-            return f"{member}:group:{self.group_id}"
-        return (
+            return bounded_key(f"{member}:group:{self.group_id}")
+        return bounded_key(
             f"{member}:activity:{self.group_id}:{self.object_id}:{self.activity}:"
             f"{self.activity_id or ''}"
         )
@@ -174,7 +184,7 @@ def counter_key(offer: Offer, spec: CounterSpec, event: Event, timezone: ZoneInf
     }
     dims = "".join(f":{dim}={values[dim]}" for dim in spec.key)
     when = period_key(spec.period, event.occurred_at, timezone)
-    return f"{offer.id}:{spec.name}:m{event.member_id}{dims}:{when}"
+    return bounded_key(f"{offer.id}:{spec.name}:m{event.member_id}{dims}:{when}")
 
 
 def counter_keys(event: Event, offers: Sequence[Offer], timezone: ZoneInfo) -> set[str]:
@@ -254,7 +264,7 @@ def _compare(value: int, flt: CounterFilter) -> bool:
 
 
 def _run(action, offer: Offer, event: Event, state, policy, result, offers_by_id) -> None:
-    key = f"{event.key}|{offer.id}@{offer.version}|{action.id}"
+    key = bounded_key(f"{event.key}|{offer.id}@{offer.version}|{action.id}")
     if isinstance(action, AccrueAction):
         _accrue(action, offer, event, key, state, policy, result)
     elif isinstance(action, DeductAction):
@@ -380,7 +390,7 @@ def _reverse(action: DeductAction, offer, event, key, state, policy, result, off
                 kind="reversal",
                 member_id=event.member_id,
                 amount=-taken,
-                idempotency_key=f"{key}|{award.entry_key}",
+                idempotency_key=bounded_key(f"{key}|{award.entry_key}"),
                 event_key=event.key,
                 offer_id=offer.id,
                 offer_version=offer.version,

@@ -9,17 +9,19 @@ import enum
 import logging
 from dataclasses import dataclass
 
+import requests
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import LinkedProfile, Member
 from app.models.types import utcnow
-from app.providers import ProviderProfile, provider_for_network
+from app.providers import ProviderError, ProviderProfile, provider_for_network
 from app.rules import Event, EventKind
 from app.services.crypto import CipherError, decrypt_text, encrypt_text
 from app.services.handoffs import claim_handoff, create_handoff
+from app.services.locks import lock_member
 from app.services.processing import process_events
 
 log = logging.getLogger(__name__)
@@ -143,28 +145,46 @@ def register_member(registration_id: str | None, consent: Consent) -> Member:
     return member
 
 
+def profile_count(member_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).select_from(LinkedProfile).where(LinkedProfile.member_id == member_id)
+    )
+
+
 def unlink_profile(member: Member, profile_id: int) -> LinkedProfile:
-    """Remove one linked profile, never the last way to sign in; revoke its tokens."""
+    """Remove one linked profile, never the last way to sign in; then revoke its token."""
+    db.session.rollback()
+    lock_member(member.id)
     profile = db.session.get(LinkedProfile, profile_id)
     if profile is None or profile.member_id != member.id:
+        db.session.rollback()
         raise AccountError("That profile is not linked to your account.")
-    if len(member.profiles) <= 1:
+    if profile_count(member.id) <= 1:
+        db.session.rollback()
         raise AccountError(
             "This is your only way to sign in, so it cannot be removed. Link another profile first."
         )
-    _revoke_tokens(profile)
-    _record_profile_event(profile, EventKind.PROFILE_UNLINKED)
-    db.session.delete(profile)
+    remove_profile(profile)
     db.session.commit()
     return profile
 
 
-def delete_member(member: Member, *, revoke: bool = True) -> None:
+def remove_profile(profile: LinkedProfile) -> None:
+    """Delete a profile with its "profile unlinked" event, and revoke its token once the
+    transaction commits (a provider that is down never blocks or half-undoes the removal)."""
+    token = _readable_token(profile)
+    _record_profile_event(profile, EventKind.PROFILE_UNLINKED)
+    db.session.delete(profile)
+    if token is not None:
+        _revoke_after_commit(profile.network, token)
+
+
+def delete_member(member: Member) -> None:
     """Erase the member's personal data and profiles; the row stays for the ledger's sake."""
+    db.session.rollback()
+    lock_member(member.id)
     for profile in list(member.profiles):
-        if revoke:
-            _revoke_tokens(profile)
-        db.session.delete(profile)
+        remove_profile(profile)
     erase_personal_data(member)
     db.session.commit()
 
@@ -183,7 +203,8 @@ def _record_profile_event(profile: LinkedProfile, kind: EventKind) -> None:
     process_events(
         [
             Event(
-                key=f"{profile.network}:{profile.subject}:{verb}:{profile.id}",
+                # linked_at names this link among earlier links of the same profile
+                key=f"{profile.network}:{profile.subject}:{verb}:{profile.linked_at.isoformat()}",
                 kind=kind,
                 member_id=profile.member_id,
                 network=profile.network,
@@ -215,17 +236,28 @@ def _refresh_profile(linked: LinkedProfile, profile: ProviderProfile) -> None:
     linked.consent_revoked_at = None
 
 
-def _revoke_tokens(profile: LinkedProfile) -> None:
+def _readable_token(profile: LinkedProfile) -> str | None:
     if profile.token_encrypted is None:
-        return
-    provider = provider_for_network(profile.network)
-    if provider is None:
-        log.warning("cannot revoke %s tokens: the provider is not configured", profile.network)
-        return
+        return None
     try:
-        token = decrypt_text(profile.token_encrypted)
+        return decrypt_text(profile.token_encrypted)
     except CipherError:
         log.warning("cannot revoke a %s token: its encryption key is gone", profile.network)
-        return
-    if not provider.revoke(token):
-        log.warning("revoking a %s token failed; the profile is removed anyway", profile.network)
+        return None
+
+
+def _revoke_after_commit(network: str, token: str) -> None:
+    def revoke(session) -> None:
+        provider = provider_for_network(network)
+        if provider is None:
+            log.warning("cannot revoke a %s token: the provider is not configured", network)
+            return
+        try:
+            revoked = provider.revoke(token)
+        except (ProviderError, requests.RequestException) as exc:
+            log.warning("revoking a %s token failed: %s", network, type(exc).__name__)
+            return
+        if not revoked:
+            log.warning("revoking a %s token failed; the profile is removed anyway", network)
+
+    event.listen(db.session(), "after_commit", revoke, once=True)

@@ -11,7 +11,13 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from app.models import ProviderNotification
 from app.models.types import utcnow
-from app.services.accounts import erase_personal_data, find_profile
+from app.services.accounts import (
+    erase_personal_data,
+    find_profile,
+    profile_count,
+    remove_profile,
+)
+from app.services.locks import lock_member
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +69,11 @@ def _apply(event_type: str, subject: str, events: dict[str, Any]) -> str:
         return "consent revoked, tokens dropped"
     if event_type in ACCOUNT_DELETED:
         member = profile.member
-        db.session.delete(profile)
+        lock_member(member.id)
+        profile.token_encrypted = None  # Apple has already invalidated it
+        remove_profile(profile)
         db.session.flush()
-        db.session.refresh(member)
-        if not member.profiles:
+        if profile_count(member.id) == 0:
             erase_personal_data(member)
             return "Apple account deleted; the member had no other sign-in and was erased"
         return "Apple account deleted; the profile was unlinked"

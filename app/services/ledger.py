@@ -11,6 +11,7 @@ from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import EntryKind, LedgerEntry, Member, StaffUser
+from app.services.locks import lock_member
 
 HISTORY_PAGE_SIZE = 20
 MAX_ADJUSTMENT = 1_000_000
@@ -159,8 +160,10 @@ def expire_points(now: datetime) -> int:
     ).all()
     written = 0
     for member_id in due_members:
+        lock_member(member_id)
         lots, entries = _lots(member_id)
         done = {e.reverses_id for e in entries if e.kind is EntryKind.EXPIRY}
+        added = 0
         for lot in lots:
             entry = lot.entry
             if entry.expires_at is None or entry.expires_at > now or entry.id in done:
@@ -175,11 +178,12 @@ def expire_points(now: datetime) -> int:
                     reverses_id=entry.id,
                 )
             )
-            written += 1
+            added += 1
         try:
             db.session.commit()
         except IntegrityError:
             # Another run expired the same entries a moment ago: theirs stand, ours are dropped.
             db.session.rollback()
-            written = 0
+            continue
+        written += added
     return written

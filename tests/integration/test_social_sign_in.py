@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -63,6 +64,9 @@ def test_register_then_sign_in_again(client, db, sandbox, slug, network, subject
     if subject:
         assert profile.subject == subject
     sign_out(client)
+    if slug == "telegram-widget":
+        # A widget answer is signed over its auth_date (whole seconds) and accepted once.
+        time.sleep(1.1)
     again = network_sign_in(client, slug, ANNA)
     assert again.headers["Location"].endswith("/account/")
     assert count(db, Member) == 1
@@ -244,3 +248,26 @@ def test_a_network_without_credentials_is_hidden(settings, sandbox):
     page = app.test_client().get("/auth/login").get_data(as_text=True)
     assert 'data-provider="mailru"' not in page and 'data-provider="vkid"' in page
     assert app.test_client().post("/auth/mailru/start").status_code in (400, 404)
+
+
+def test_a_telegram_widget_answer_is_accepted_once(client, app, db, sandbox):
+    """Someone who gets hold of a widget answer cannot sign in with it in their own browser."""
+    callback = choose_person(start_sign_in(client, "telegram-widget"), ANNA)
+    assert client.get(local_path(callback)).headers["Location"].endswith("/auth/register")
+    attacker = app.test_client()
+    own_state = start_sign_in(attacker, "telegram-widget").split("state%3D")[1].split("&")[0]
+    stolen = local_path(callback)
+    forged = re.sub(r"state=[^&]+", f"state={own_state}", stolen)
+    answer = attacker.get(forged)
+    assert answer.status_code == 400
+    assert "already used" in answer.get_data(as_text=True)
+
+
+def test_a_non_hex_telegram_hash_is_a_clear_error(client, sandbox):
+    state = start_sign_in(client, "telegram-widget").split("state%3D")[1].split("&")[0]
+    answer = client.get(
+        "/auth/telegram-widget/callback",
+        query_string={"state": state, "id": "1", "auth_date": "1", "hash": "é"},
+    )
+    assert answer.status_code == 400
+    assert "signature check" in answer.get_data(as_text=True)

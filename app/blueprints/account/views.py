@@ -10,7 +10,7 @@ from app.blueprints.account.forms import DeleteAccountForm, ProfileForm
 from app.extensions import db, limiter
 from app.models.types import utcnow
 from app.providers import enabled_providers, provider_for_network
-from app.security import current_member, member_required
+from app.security import current_member, member_required, session_is_fresh
 from app.services import ledger
 from app.services.accounts import AccountError, delete_member, unlink_profile
 
@@ -67,6 +67,8 @@ def profiles():
 @member_required
 def unlink(profile_id: int):
     member = current_member()
+    if not session_is_fresh():
+        return _confirm_first(member, "removing a way into your account")
     try:
         removed = unlink_profile(member, profile_id)
     except AccountError as exc:
@@ -82,6 +84,8 @@ def unlink(profile_id: int):
 def delete():
     member = current_member()
     form = DeleteAccountForm()
+    if request.method == "POST" and not session_is_fresh():
+        return _confirm_first(member, "deleting your account")
     if form.validate_on_submit():
         delete_member(member)
         logout_user()
@@ -90,3 +94,12 @@ def delete():
         return redirect(url_for("main.index"))
     status = 400 if request.method == "POST" else 200
     return render_template("account/delete.html", form=form, member=member), status
+
+
+def _confirm_first(member, action: str):
+    return (
+        render_template(
+            "auth/reauth.html", member=member, action=action, providers=enabled_providers()
+        ),
+        401,
+    )

@@ -22,7 +22,7 @@ from app.blueprints.auth.forms import RegistrationForm
 from app.extensions import limiter
 from app.models import Member
 from app.providers import ProviderError, enabled_providers, get_provider
-from app.security import current_member, is_safe_next
+from app.security import SIGNED_IN_AT, current_member, is_safe_next, session_is_fresh
 from app.services.accounts import (
     AccountError,
     Consent,
@@ -32,11 +32,11 @@ from app.services.accounts import (
     resolve_sign_in,
 )
 from app.services.handoffs import consume_handoff, create_handoff, peek_handoff
+from app.services.replay import accept_once
 
 CALLBACK_TTL_SECONDS = 300
 REGISTRATION_KEY = "registration"
 CALLBACK_FIELDS = ("code", "state", "user", "error", "iss")
-SIGNED_IN_AT = "signed_in_at"
 
 
 def _next_or_account(target: str | None) -> str:
@@ -61,11 +61,6 @@ def _start_member_session(member: Member) -> None:
     login_user(member)
     session.permanent = True
     session[SIGNED_IN_AT] = time.time()
-
-
-def _session_is_fresh() -> bool:
-    age = time.time() - session.get(SIGNED_IN_AT, 0)
-    return age <= current_app.config["REAUTH_MAX_AGE_SECONDS"]
 
 
 def _sign_in_limit() -> str:
@@ -98,10 +93,13 @@ def start(provider: str):
     intent = Intent.SIGN_IN
     if member is not None:
         intent = Intent.REAUTH if request.form.get("intent") == "reauth" else Intent.LINK
-        if intent is Intent.LINK and not _session_is_fresh():
+        if intent is Intent.LINK and not session_is_fresh():
             # Adding a way into the account needs a recent proof that this is its owner.
             return render_template(
-                "auth/reauth.html", member=member, linking=chosen, providers=enabled_providers()
+                "auth/reauth.html",
+                member=member,
+                action=f"adding {chosen.name} as a way into your account",
+                providers=enabled_providers(),
             ), 401
     redirect_uri = current_app.config["PUBLIC_URL"] + url_for("auth.callback", provider=provider)
     auth_request = begin_flow(
@@ -155,6 +153,13 @@ def _finish(provider: str, fields: dict[str, str]):
         abort(400, "You were signed out while linking a profile. Sign in and try again.")
     try:
         profile = chosen.complete(fields, flow.request)
+        if profile.replay_key and not accept_once(
+            profile.network, profile.replay_key, profile.subject, "sign-in answer"
+        ):
+            raise ProviderError(
+                f"This {chosen.name} answer was already used, so it was refused. "
+                "Nothing was changed; please sign in again."
+            )
         if flow.intent is Intent.REAUTH:
             return _confirm_identity(member, profile)
         result = resolve_sign_in(profile, member if flow.intent is Intent.LINK else None)

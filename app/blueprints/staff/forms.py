@@ -41,7 +41,13 @@ class AdjustmentForm(FlaskForm):
 class SimulationForm(FlaskForm):
     """An event to try against the offers, without writing anything."""
 
-    member_id = IntegerField("Member number", validators=[DataRequired("Give a member number.")])
+    member_id = IntegerField(
+        "Member number",
+        validators=[
+            DataRequired("Give a member number."),
+            NumberRange(1, 2**31 - 1, "No member has this number."),
+        ],
+    )
     kind = SelectField(
         "Event", choices=[SelectChoice(k.value, k.value.replace("_", " ")) for k in EventKind]
     )
