@@ -93,6 +93,7 @@ class Award:
     cap_counter: str | None = None
     reversed: bool = False
     event_key: str = ""  # set for awards made in this batch; loaded ones are from earlier events
+    expired: int = 0  # points of it the expiry job has already burned
 
 
 @dataclass
@@ -326,7 +327,8 @@ def _accrue(action: AccrueAction, offer, event, key, state, policy, result) -> N
         else None
     )
     awards.append(Award(key, offer.id, action.id, amount, cap_counter, event_key=event.key))
-    state.balances[event.member_id] = state.balances.get(event.member_id, 0) + amount
+    if available_at <= event.occurred_at:  # pending points cannot be spent yet
+        state.balances[event.member_id] = state.balances.get(event.member_id, 0) + amount
     result.ledger.append(
         LedgerEffect(
             kind="accrual",
@@ -380,7 +382,10 @@ def _reverse(action: DeductAction, offer, event, key, state, policy, result, off
         if award.reversed or (action.from_offer and award.offer_id != action.from_offer):
             continue
         award.reversed = True
-        taken, shortfall = _take(award.amount, event.member_id, state, policy)
+        left = award.amount - award.expired  # what expired is gone already
+        if left <= 0:
+            continue
+        taken, shortfall = _take(left, event.member_id, state, policy)
         paid_by = offers_by_id.get(award.offer_id)
         if award.cap_counter and paid_by is not None and paid_by.reversal_frees_cap:
             used = state.counters.get(award.cap_counter, 0)

@@ -111,7 +111,9 @@ def _lots(member_id: int) -> tuple[list[_Lot], list[LedgerEntry]]:
             continue
         target = by_id.get(entry.reverses_id) if entry.reverses_id else None
         if target is not None:
-            target.remaining = max(0, target.remaining + entry.amount)
+            left = target.remaining + entry.amount
+            target.remaining = max(0, left)
+            floating += max(0, -left)  # what the named entry no longer had comes from the rest
         else:
             floating += -entry.amount
     for lot in sorted(lots, key=lambda lot: (_available_at(lot.entry), lot.entry.id)):
@@ -129,7 +131,7 @@ def _available_at(entry: LedgerEntry) -> datetime:
 
 def points_summary(member_id: int, now: datetime, warning_days: int) -> PointsSummary:
     lots, entries = _lots(member_id)
-    pending = sum(e.amount for e in entries if e.amount > 0 and _available_at(e) > now)
+    pending = sum(lot.remaining for lot in lots if _available_at(lot.entry) > now)
     total = sum(e.amount for e in entries)
     horizon = now + timedelta(days=warning_days)
     soon = [

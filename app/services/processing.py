@@ -19,7 +19,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -233,19 +233,29 @@ def _load_state(
             state.awards.setdefault(fact, []).append(award)
             award_ids[key] = entry_id
             by_id[entry_id] = award
-    reversed_ids = list(by_id)
-    for chunk in _chunks(reversed_ids):
-        for (entry_id,) in db.session.execute(
-            select(LedgerEntry.reverses_id).where(
-                LedgerEntry.reverses_id.in_(chunk), LedgerEntry.kind == EntryKind.REVERSAL
+    award_entry_ids = list(by_id)
+    for chunk in _chunks(award_entry_ids):
+        for entry_id, kind, amount in db.session.execute(
+            select(LedgerEntry.reverses_id, LedgerEntry.kind, LedgerEntry.amount).where(
+                LedgerEntry.reverses_id.in_(chunk),
+                LedgerEntry.kind.in_((EntryKind.REVERSAL, EntryKind.EXPIRY)),
             )
         ):
-            by_id[entry_id].reversed = True
+            if kind is EntryKind.REVERSAL:
+                by_id[entry_id].reversed = True
+            else:
+                by_id[entry_id].expired += -amount
+    # Points are available once their time has come, as of the latest event of the batch.
+    now = max(utcnow(), max(event.occurred_at for event in events))
     for chunk in _chunks(_members_who_may_pay(events, offers, rules_policy)):
+        # Only available points can be taken: pending ones are not the member's yet.
         state.balances.update(
             db.session.execute(
                 select(LedgerEntry.member_id, func.sum(LedgerEntry.amount))
-                .where(LedgerEntry.member_id.in_(chunk))
+                .where(
+                    LedgerEntry.member_id.in_(chunk),
+                    or_(LedgerEntry.available_at.is_(None), LedgerEntry.available_at <= now),
+                )
                 .group_by(LedgerEntry.member_id)
             )
             .tuples()

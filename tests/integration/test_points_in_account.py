@@ -11,7 +11,7 @@ from app.extensions import db as app_db
 from app.models import EntryKind, LedgerEntry, LinkedProfile, Member
 from app.models import Event as EventRow
 from app.models.types import utcnow
-from app.rules import Event, EventKind
+from app.rules import ActivityKind, Event, EventKind
 from app.services.ledger import balance, expire_points, points_summary
 from app.services.offers import install_seed_offers, save_offer
 from app.services.processing import process_event
@@ -188,3 +188,121 @@ def test_offer_load_command_refuses_an_invalid_offer(app, tmp_path):
     broken.write_text("{not json")
     result = app.test_cli_runner().invoke(args=["offers", "load", str(broken)])
     assert result.exit_code != 0 and "is not valid JSON" in result.output
+
+
+def _entries_for(member_id):
+    return app_db.session.scalars(
+        select(LedgerEntry).where(LedgerEntry.member_id == member_id).order_by(LedgerEntry.id)
+    ).all()
+
+
+def test_taking_back_an_award_that_already_expired_takes_only_what_is_left(app):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    member_id = _member(app)
+    with app.app_context():
+        save_offer(
+            {
+                "id": "bonus",
+                "title": "Bonus",
+                "state": "active",
+                "event": "profile_linked",
+                "chains": [
+                    {
+                        "actions": [
+                            {"type": "accrue", "id": "b", "amount": 50, "expires_after_days": 30}
+                        ]
+                    }
+                ],
+            }
+        )
+        save_offer(
+            {
+                "id": "shares",
+                "title": "Shares",
+                "state": "active",
+                "event": "activity",
+                "chains": [
+                    {
+                        "actions": [
+                            {"type": "accrue", "id": "s", "amount": 10, "expires_after_days": 1}
+                        ]
+                    }
+                ],
+            }
+        )
+        save_offer(
+            {
+                "id": "unshare",
+                "title": "Unshare",
+                "state": "active",
+                "event": "activity_deleted",
+                "chains": [{"actions": [{"type": "deduct", "id": "u", "reverse": True}]}],
+            }
+        )
+        common = {"member_id": member_id, "network": "vk", "subject": "u1"}
+        post = {"group_id": "g", "object_id": "p", "activity": ActivityKind.REPOST}
+        process_event(Event(key="link", kind=EventKind.PROFILE_LINKED, occurred_at=start, **common))
+        process_event(Event(key="rp", kind=EventKind.ACTIVITY, occurred_at=start, **common, **post))
+        assert expire_points(start + timedelta(days=2)) >= 1  # the 10 repost points burn
+        process_event(
+            Event(
+                key="rp-del",
+                kind=EventKind.ACTIVITY_DELETED,
+                occurred_at=start + timedelta(days=3),
+                **common,
+                **post,
+            )
+        )
+        assert balance(member_id) == 50, "nothing of the repost was left to take back"
+        expire_points(start + timedelta(days=40))
+        assert balance(member_id) == 0
+
+
+def test_pending_points_cannot_be_spent_before_they_are_available(app):
+    member_id = _member(app)
+    now = utcnow()
+    with app.app_context():
+        save_offer(
+            {
+                "id": "welcome",
+                "title": "Welcome",
+                "state": "active",
+                "event": "joined_group",
+                "chains": [
+                    {
+                        "actions": [
+                            {
+                                "type": "accrue",
+                                "id": "w",
+                                "amount": 20,
+                                "activation_delay_minutes": 7 * 24 * 60,
+                            }
+                        ]
+                    }
+                ],
+            }
+        )
+        save_offer(
+            {
+                "id": "fee",
+                "title": "Fee",
+                "state": "active",
+                "event": "left_group",
+                "chains": [{"actions": [{"type": "deduct", "id": "f", "amount": 15}]}],
+            }
+        )
+        _join(member_id, now)
+        process_event(
+            Event(
+                key="l1",
+                kind=EventKind.LEFT_GROUP,
+                member_id=member_id,
+                network="vk",
+                occurred_at=now + timedelta(minutes=1),
+                group_id="club",
+            )
+        )
+        fee = next(e for e in _entries_for(member_id) if e.offer_id == "fee")
+        assert (fee.amount, fee.shortfall) == (0, 15)
+        summary = points_summary(member_id, now + timedelta(minutes=2), warning_days=30)
+        assert (summary.available, summary.pending) == (0, 20)
