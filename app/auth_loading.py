@@ -10,15 +10,15 @@ from app.models import Member, StaffUser
 
 
 def load_user(user_id: str) -> Member | StaffUser | None:
-    kind, _, raw_id = user_id.partition(":")
-    if not raw_id.isdigit():
+    """The user a session names, if that session has not been ended by a sign-out since."""
+    kind, raw_id, version = [*user_id.split(":"), "", ""][:3]
+    if not raw_id.isdigit() or not version.isdigit():
         return None
-    if kind == "member":
-        member = db.session.get(Member, int(raw_id))
-        return member if member is not None and member.is_active else None
-    if kind == "staff":
-        return db.session.get(StaffUser, int(raw_id))
-    return None
+    model = {"member": Member, "staff": StaffUser}.get(kind)
+    user = db.session.get(model, int(raw_id)) if model else None
+    if user is None or not user.is_active or user.session_version != int(version):
+        return None
+    return user
 
 
 def unauthorized():

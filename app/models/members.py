@@ -30,6 +30,8 @@ class Member(db.Model):
     marketing_opt_in: Mapped[bool] = mapped_column(default=False)
     # A deleted member keeps its row (the ledger refers to it) with every personal field erased.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Part of the session's user id: raising it at sign-out ends every copy of the cookie.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     profiles: Mapped[list[LinkedProfile]] = relationship(
         back_populates="member", cascade="all, delete-orphan", order_by="LinkedProfile.linked_at"
@@ -44,7 +46,7 @@ class Member(db.Model):
         return self.deleted_at is None
 
     def get_id(self) -> str:
-        return f"member:{self.id}"
+        return f"member:{self.id}:{self.session_version}"
 
     is_authenticated = True
     is_anonymous = False

@@ -31,6 +31,7 @@ class StaffUser(db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -39,7 +40,7 @@ class StaffUser(db.Model):
         return check_password_hash(self.password_hash, password)
 
     def get_id(self) -> str:
-        return f"staff:{self.id}"
+        return f"staff:{self.id}:{self.session_version}"
 
     is_active = True
     is_authenticated = True

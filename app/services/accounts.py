@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import LinkedProfile, Member
+from app.models import LinkedProfile, Member, StaffUser
 from app.models.types import utcnow
 from app.providers import ProviderError, ProviderProfile, provider_for_network
 from app.rules import Event, EventKind
@@ -186,6 +186,12 @@ def delete_member(member: Member) -> None:
     for profile in list(member.profiles):
         remove_profile(profile)
     erase_personal_data(member)
+    db.session.commit()
+
+
+def end_sessions(user: Member | StaffUser) -> None:
+    """Sign out everywhere: every session naming the old version stops working."""
+    user.session_version += 1
     db.session.commit()
 
 

@@ -61,6 +61,7 @@ def upgrade():
     sa.Column('data_processing_accepted_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('marketing_opt_in', sa.Boolean(), nullable=False),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('session_version', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_members'))
     )
     op.create_table('provider_notifications',
@@ -81,6 +82,7 @@ def upgrade():
     sa.Column('role', sa.Enum('marketer', 'admin', name='staffrole', native_enum=False, length=20), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_sign_in_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('session_version', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_users')),
     sa.UniqueConstraint('email', name=op.f('uq_staff_users_email'))
     )

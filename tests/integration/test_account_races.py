@@ -104,3 +104,13 @@ def test_rate_limits_count_visitors_behind_a_trusted_proxy(settings, sandbox):
         assert statuses == [400, 400, 429] and other.status_code == 400
     finally:
         limiter.reset()
+
+
+def test_a_copied_session_cookie_stops_working_after_sign_out(client, app, sandbox):
+    network_sign_in(client, "yandex", ANNA)
+    register(client)
+    copied = client.get_cookie("session").value
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/account/")})
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/account/").status_code == 302

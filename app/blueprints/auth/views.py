@@ -27,6 +27,7 @@ from app.services.accounts import (
     AccountError,
     Consent,
     Outcome,
+    end_sessions,
     pending_registration,
     register_member,
     resolve_sign_in,
@@ -244,6 +245,9 @@ def register():
 
 @bp.post("/logout")
 def logout():
+    member = current_member()
+    if member is not None:
+        end_sessions(member)
     logout_user()
     session.clear()
     flash("You have signed out.", "info")

@@ -15,6 +15,7 @@ from app.models.types import utcnow
 from app.rules import ActivityKind, Event, EventKind
 from app.security import is_safe_next, staff_required
 from app.services import ledger
+from app.services.accounts import end_sessions
 from app.services.processing import current_offers, dry_run, policy
 from app.services.staff import authenticate, list_members, programme_summary
 
@@ -39,6 +40,8 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated and current_user.is_staff:
+        end_sessions(current_user._get_current_object())
     logout_user()
     session.clear()
     flash("You have signed out of the staff area.", "info")
