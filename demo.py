@@ -30,7 +30,7 @@ DEMO_ENV = INSTANCE / "demo.env"
 DEMO_KEY = INSTANCE / "demo-apple-key.p8"
 DEMO_PUBLIC_URL = os.environ.get("DEMO_PUBLIC_URL", "http://127.0.0.1:5000")
 SANDBOX_PREFIX = "/sandbox"
-DEMO_MARKETER = "marketer@demo.loyalink.test"
+DEMO_MARKETER = "marketer@demo.example.com"
 DEMO_VK_GROUP = 1
 DEMO_VK_TOKEN = "demo-vk-service-token"  # noqa: S105 - the sandbox's own token
 
@@ -62,7 +62,7 @@ def ensure_demo_env() -> dict[str, str]:
         **portal_settings(f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}"),
         "VK_API_URL": f"{DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/vk-api",
         "SCHEDULER_ENABLED": "true",
-        "SCHEDULER_TICK_SECONDS": "3",
+        "SCHEDULER_TICK_SECONDS": "1",
     }
     # Settings added by a newer version join an existing demo.env; kept ones stay as they are.
     existing = dotenv_values(DEMO_ENV) if DEMO_ENV.exists() else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import secrets
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -28,8 +29,11 @@ class StaffError(Exception):
 
 def create_staff(email: str, password: str, role: str) -> StaffUser:
     email = email.strip().lower()
-    if "@" not in email:
-        raise StaffError(f"{email!r} is not an email address")
+    try:
+        # The same check the sign-in form makes, so every account created can sign in.
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise StaffError(f"{email!r} is not an email address that can sign in: {exc}") from None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
     try:

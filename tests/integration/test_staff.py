@@ -51,6 +51,7 @@ def test_staff_password_is_hashed(marketer, db):
     [
         (["--email", "not-an-email", "--password", PASSWORD], "is not an email address"),
         (["--email", "a@b.c", "--password", "short"], "at least 12 characters"),
+        (["--email", "ops@portal.test", "--password", PASSWORD], "cannot be used"),
         (["--email", "a@b.c", "--role", "owner", "--password", PASSWORD], "Invalid value"),
     ],
 )
