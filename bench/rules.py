@@ -116,17 +116,24 @@ def generate_events(seed: int, member_ids: list[int], count: int) -> tuple[list[
 
 
 def _make_event(kind, serial, now, rng, world: World, pick_member, pop_random) -> Event:
-    key = f"bench:{serial:09d}:{kind}"
-    if kind == "delete" and world.live_activities:
-        member, network, group, post, activity, item = pop_random(world.live_activities)
-        world.live_likes.discard((member, post))
+    def event(event_kind: EventKind, member: int, network: str, **fields) -> Event:
         return Event(
-            key=key,
-            kind=EventKind.ACTIVITY_DELETED,
+            key=f"bench:{serial:09d}:{kind}",
+            kind=event_kind,
             member_id=member,
             network=network,
             occurred_at=now,
             subject=f"{network}-user-{member}",
+            **fields,
+        )
+
+    if kind == "delete" and world.live_activities:
+        member, network, group, post, activity, item = pop_random(world.live_activities)
+        world.live_likes.discard((member, post))
+        return event(
+            EventKind.ACTIVITY_DELETED,
+            member,
+            network,
             group_id=group,
             object_id=post,
             activity=activity,
@@ -136,15 +143,7 @@ def _make_event(kind, serial, now, rng, world: World, pick_member, pop_random) -
         member, group_index = pop_random(world.memberships)
         world.joined.discard((member, group_index))
         network, group = GROUPS[group_index]
-        return Event(
-            key=key,
-            kind=EventKind.LEFT_GROUP,
-            member_id=member,
-            network=network,
-            occurred_at=now,
-            subject=f"{network}-user-{member}",
-            group_id=group,
-        )
+        return event(EventKind.LEFT_GROUP, member, network, group_id=group)
     if kind in ("join", "leave"):  # a leave before anyone joined is a join
         member, group_index = pick_member(), rng.randrange(len(GROUPS))
         for _ in range(5):
@@ -155,15 +154,7 @@ def _make_event(kind, serial, now, rng, world: World, pick_member, pop_random) -
             world.joined.add((member, group_index))
             world.memberships.append((member, group_index))
         network, group = GROUPS[group_index]
-        return Event(
-            key=key,
-            kind=EventKind.JOINED_GROUP,
-            member_id=member,
-            network=network,
-            occurred_at=now,
-            subject=f"{network}-user-{member}",
-            group_id=group,
-        )
+        return event(EventKind.JOINED_GROUP, member, network, group_id=group)
     if kind == "link":
         member, network = pick_member(), rng.choice(NETWORKS)
         for _ in range(5):
@@ -171,14 +162,7 @@ def _make_event(kind, serial, now, rng, world: World, pick_member, pop_random) -
                 break
             member, network = pick_member(), rng.choice(NETWORKS)
         world.linked.add((member, network))
-        return Event(
-            key=key,
-            kind=EventKind.PROFILE_LINKED,
-            member_id=member,
-            network=network,
-            occurred_at=now,
-            subject=f"{network}-user-{member}",
-        )
+        return event(EventKind.PROFILE_LINKED, member, network)
     # An activity (a delete before anything can be deleted is a like) on a recent post.
     activity = ActivityKind.LIKE if kind == "delete" else ActivityKind(kind)
     member = pick_member()
@@ -194,13 +178,10 @@ def _make_event(kind, serial, now, rng, world: World, pick_member, pop_random) -
             world.live_activities.append((member, network, group, post, activity, item))
     else:
         world.live_activities.append((member, network, group, post, activity, item))
-    return Event(
-        key=key,
-        kind=EventKind.ACTIVITY,
-        member_id=member,
-        network=network,
-        occurred_at=now,
-        subject=f"{network}-user-{member}",
+    return event(
+        EventKind.ACTIVITY,
+        member,
+        network,
         group_id=group,
         object_id=post,
         activity=activity,
