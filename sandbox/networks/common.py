@@ -297,6 +297,29 @@ def redeem_code(
     return code, person
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """A code a confidential client redeemed, with the tokens issued for it."""
+
+    client: OAuthClient
+    code: NetworkCode
+    person: dict[str, Any]
+    access: NetworkToken
+    refresh: NetworkToken
+
+
+def exchange_code(
+    network: str, values: Mapping[str, str], *, lifetime: int, redirect_uri_required: bool = True
+) -> Exchange:
+    """The authorization_code grant as most networks run it: grant type, client credentials
+    (HTTP Basic or parameters), the code, then an access and a refresh token."""
+    require_grant_type(values)
+    client = authenticate(network, *client_credentials(values))
+    code, person = redeem_code(client, values, redirect_uri_required=redirect_uri_required)
+    access, refresh = store().issue_tokens(code, lifetime=lifetime)
+    return Exchange(client, code, person, access, refresh)
+
+
 # Resource endpoints
 
 

@@ -11,15 +11,11 @@ from flask.typing import ResponseReturnValue
 from sandbox.networks.common import (
     AuthRequest,
     ProviderError,
-    authenticate,
-    client_credentials,
     code_consent,
     consent_flow,
+    exchange_code,
     parse_code_request,
     provider_error,
-    redeem_code,
-    require_grant_type,
-    store,
     token_endpoint,
     token_person,
 )
@@ -48,14 +44,10 @@ def token() -> ResponseReturnValue:
 
 
 def _exchange() -> dict[str, Any]:
-    form = request.form
-    require_grant_type(form)
-    client = authenticate(NETWORK, *client_credentials(form))
-    code, _ = redeem_code(client, form)
-    access, refresh = store().issue_tokens(code, lifetime=TOKEN_LIFETIME)
+    grant = exchange_code(NETWORK, request.form, lifetime=TOKEN_LIFETIME)
     return {
-        "access_token": access.value,
-        "refresh_token": refresh.value,
+        "access_token": grant.access.value,
+        "refresh_token": grant.refresh.value,
         "expires_in": TOKEN_LIFETIME,
         "token_type": "bearer",
     }

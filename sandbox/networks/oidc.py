@@ -14,15 +14,12 @@ from sandbox.networks.common import (
     AuthRequest,
     ProviderError,
     Refused,
-    authenticate,
     authorization_token,
-    client_credentials,
     code_consent,
     consent_flow,
+    exchange_code,
     parse_code_request,
     provider_error,
-    redeem_code,
-    require_grant_type,
     store,
     token_endpoint,
     token_person,
@@ -146,31 +143,28 @@ def create_blueprint(provider: OidcProvider) -> Blueprint:
         return token_endpoint(network, exchange)
 
     def exchange() -> dict[str, Any]:
-        form = request.form
-        require_grant_type(form)
-        client = authenticate(network, *client_credentials(form))
-        code, person = redeem_code(client, form)
-        access, refresh = store().issue_tokens(code, lifetime=TOKEN_LIFETIME)
+        grant = exchange_code(network, request.form, lifetime=TOKEN_LIFETIME)
+        code = grant.code
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": issuer(),
-            "aud": client.client_id,
+            "aud": grant.client.client_id,
             "iat": now,
             "exp": now + TOKEN_LIFETIME,
             "auth_time": code.auth_time,
         }
         if code.nonce is not None:
             claims["nonce"] = code.nonce
-        claims.update(provider.claims(person))
+        claims.update(provider.claims(grant.person))
         body: dict[str, Any] = {
-            "access_token": access.value,
+            "access_token": grant.access.value,
             "token_type": "Bearer",
             "expires_in": TOKEN_LIFETIME,
             "id_token": store().sign_id_token(network, claims),
             "scope": code.scope,
         }
         if provider.refresh_tokens:
-            body["refresh_token"] = refresh.value
+            body["refresh_token"] = grant.refresh.value
         return body
 
     @bp.get("/jwks")

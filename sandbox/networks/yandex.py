@@ -18,10 +18,9 @@ from sandbox.networks.common import (
     client_credentials,
     code_consent,
     consent_flow,
+    exchange_code,
     parse_code_request,
     provider_error,
-    redeem_code,
-    require_grant_type,
     store,
     token_endpoint,
     token_person,
@@ -52,14 +51,12 @@ def token() -> ResponseReturnValue:
 
 
 def _exchange() -> dict[str, Any]:
-    form = request.form
-    require_grant_type(form)
-    client = authenticate(NETWORK, *client_credentials(form))
-    code, _ = redeem_code(client, form, redirect_uri_required=False)
-    access, refresh = store().issue_tokens(code, lifetime=TOKEN_LIFETIME)
+    grant = exchange_code(
+        NETWORK, request.form, lifetime=TOKEN_LIFETIME, redirect_uri_required=False
+    )
     return {
-        "access_token": access.value,
-        "refresh_token": refresh.value,
+        "access_token": grant.access.value,
+        "refresh_token": grant.refresh.value,
         "token_type": "bearer",
         "expires_in": TOKEN_LIFETIME,
     }
