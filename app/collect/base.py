@@ -21,9 +21,13 @@ class PostActivity:
     likes: Activity | None = None
     comments: Activity | None = None
     reposts: Activity | None = None
+    # Kinds the network cannot list at all (Odnoklassniki does not say who reshared): left
+    # out of the comparison instead of passing for unread lists.
+    untracked: frozenset[str] = frozenset()
 
     def by_kind(self) -> dict[str, Activity | None]:
-        return {"like": self.likes, "comment": self.comments, "repost": self.reposts}
+        lists = {"like": self.likes, "comment": self.comments, "repost": self.reposts}
+        return {kind: items for kind, items in lists.items() if kind not in self.untracked}
 
 
 @dataclass
@@ -54,8 +58,47 @@ class CollectorError(Exception):
 
 
 class Collector(ABC):
+    """A network whose group state can be listed: each cycle reads it all and diffs."""
+
     network: str
 
     @abstractmethod
     def read(self, target: GroupTarget, progress: Progress) -> GroupReading:
         """Read the members and the recent posts' likes, comments and reposts, all pages."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChange:
+    """One change a network pushed, under a key unique to that push (Telegram's update_id):
+    the same push read twice (a retried webhook, getUpdates after a crash) is one event.
+
+    kind is joined, left, added or removed; post_id, activity (like, comment, repost) and
+    item_id (a comment's id, else "") are set for activity.
+    """
+
+    key: str
+    kind: str
+    subject: str
+    post_id: str | None = None
+    activity: str | None = None
+    item_id: str = ""
+
+
+@dataclass
+class StreamBatch:
+    changes: list[StreamChange]
+    # Stored with the batch's events in one transaction; the next fetch starts from it.
+    cursor: str | None
+    requests: int = 0
+    items_read: int = 0
+    retries: int = 0
+
+
+class StreamCollector(ABC):
+    """A network that cannot be listed but pushes changes in order (Telegram's updates)."""
+
+    network: str
+
+    @abstractmethod
+    def fetch(self, target: GroupTarget, cursor: str | None, progress: Progress) -> StreamBatch:
+        """The changes after `cursor`, and the cursor that confirms them."""

@@ -17,7 +17,14 @@ import requests
 from flask import current_app
 from sqlalchemy import delete, select
 
-from app.collect.base import CollectorError, GroupReading, GroupTarget
+from app.collect.base import (
+    CollectorError,
+    GroupReading,
+    GroupTarget,
+    StreamBatch,
+    StreamChange,
+    StreamCollector,
+)
 from app.collect.diff import Change, Snapshot, diff, snapshot_activity
 from app.collect.leases import acquire, release
 from app.collect.registry import collector_for
@@ -90,6 +97,8 @@ def _cycle(tracked_group_id: int, http: requests.Session, lease: str) -> Collect
         token=decrypt_text(group.token_encrypted),
         posts_to_scan=group.posts_to_scan,
     )
+    if isinstance(collector, StreamCollector):
+        return _stream_cycle(run, group, collector, target, progress)
     # Taken before reading: a post published while a long first read runs is news later.
     started = utcnow()
     try:
@@ -117,12 +126,67 @@ def _record(run, group, reading: GroupReading, started: datetime, progress) -> C
     if group.baseline_at is None:
         _clear_snapshot(group.id)  # what a crashed earlier baseline left is redone from scratch
         changes = _baseline_changes(reading)
-    members = _linked_members(group.network, {c.subject for c in changes})
+    members = linked_members(group.network, {c.subject for c in changes})
     _apply(run, group, reading, changes, members, utcnow())
     if group.baseline_at is None:
         group.baseline_at = started
     status = "succeeded" if not reading.errors else "partial"
     return _finish(run, status, reading)
+
+
+def _stream_cycle(
+    run: CollectionRun,
+    group: TrackedGroup,
+    collector: StreamCollector,
+    target: GroupTarget,
+    progress,
+) -> CollectionRun:
+    """Fetch what the network pushed since the stored cursor, until it has nothing more."""
+    batch: StreamBatch | None = None
+    try:
+        while True:
+            batch = collector.fetch(target, group.cursor, progress)
+            run.requests += batch.requests
+            run.items_read += batch.items_read
+            if batch.cursor == group.cursor and not batch.changes:
+                break
+            run.events_found += apply_stream_changes(group, batch.changes, cursor=batch.cursor)
+            if not acquire(f"collect:{group.id}", HOLDER, RUN_LEASE_SECONDS):
+                raise LeaseLost(f"another process took over group {group.id}; this run stops")
+    except CollectorError as exc:
+        db.session.rollback()
+        return _finish(run, "failed", None, error=str(exc))
+    if group.baseline_at is None:
+        group.baseline_at = utcnow()
+    return _finish(run, "succeeded", None)
+
+
+def apply_stream_changes(
+    group: TrackedGroup, changes: Sequence[StreamChange], *, cursor: str | None = None
+) -> int:
+    """Record the changes' events and their effects, and the new cursor, in one transaction.
+
+    Each change's key is its event key: a change fetched or pushed again adds nothing.
+    Returns how many events were new.
+    """
+    members = linked_members(group.network, {change.subject for change in changes})
+    now = utcnow()
+    events = [
+        event_for(
+            group,
+            change,
+            members[change.subject],
+            now,
+            bounded_key(f"{group.network}:{group.group_id}:{change.key}"),
+        )
+        for change in changes
+        if change.kind in EVENT_KINDS and change.subject in members
+    ]
+    result = process_events(events)
+    if cursor is not None:
+        group.cursor = cursor
+    db.session.commit()
+    return result.recorded
 
 
 def _clear_snapshot(group_id: int) -> None:
@@ -170,7 +234,7 @@ def _baseline_changes(reading: GroupReading) -> list[Change]:
     return changes
 
 
-def _linked_members(network: str, subjects: set[str]) -> dict[str, int]:
+def linked_members(network: str, subjects: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     ordered = sorted(subjects)
     for start in range(0, len(ordered), 500):
@@ -216,7 +280,9 @@ def _apply(
         chunk = changes[start : start + CHUNK]
         _write_snapshot(group.id, chunk)
         events = [
-            _event(group, run, change, members[change.subject], now)
+            event_for(
+                group, change, members[change.subject], now, change_key(group, change, f"r{run.id}")
+            )
             for change in chunk
             if change.kind in EVENT_KINDS and change.subject in members
         ]
@@ -287,16 +353,12 @@ def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
         )
 
 
-def _event(
-    group: TrackedGroup, run: CollectionRun, change: Change, member_id: int, now: datetime
+def event_for(
+    group: TrackedGroup, change: Change | StreamChange, member_id: int, now: datetime, key: str
 ) -> Event:
-    # The run is part of the key: a like removed and given again is a new event each time,
-    # and the snapshot (committed with the event) guarantees a change is seen only once.
-    parts = [group.network, group.group_id, change.kind, change.subject]
-    if change.post_id is not None:
-        parts += [change.post_id, change.activity or "", change.item_id]
+    """The event a change makes, whoever saw it (a polling cycle, a callback, an update)."""
     return Event(
-        key=bounded_key(":".join(parts) + f":r{run.id}"),
+        key=key,
         kind=EVENT_KINDS[change.kind],
         member_id=member_id,
         network=group.network,
@@ -307,6 +369,18 @@ def _event(
         activity=ActivityKind(change.activity) if change.activity else None,
         activity_id=(change.item_id or None) if change.activity != "like" else None,
     )
+
+
+def change_key(group: TrackedGroup, change: Change, suffix: str) -> str:
+    """A unique event key: the change and who saw it (the run, the callback's event_id).
+
+    The snapshot, committed with the event, guarantees a change is seen only once; the
+    suffix tells a like removed and given again apart from the first one.
+    """
+    parts = [group.network, group.group_id, change.kind, change.subject]
+    if change.post_id is not None:
+        parts += [change.post_id, change.activity or "", change.item_id]
+    return bounded_key(":".join(parts) + f":{suffix}")
 
 
 def _finish(

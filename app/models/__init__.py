@@ -1,6 +1,7 @@
 """The database models, one module per domain."""
 
 from app.models.collection import (
+    ActivityMark,
     ActivitySnapshot,
     CollectionRun,
     Lease,
@@ -18,6 +19,7 @@ from app.models.offers import OfferVersion
 from app.models.staff import StaffRole, StaffUser
 
 __all__ = [
+    "ActivityMark",
     "ActivitySnapshot",
     "CollectionRun",
     "Counter",

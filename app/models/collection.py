@@ -26,6 +26,13 @@ class TrackedGroup(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Set by the first complete cycle: what existed then is the baseline, not events.
     baseline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Where a pushed stream was confirmed up to (Telegram's next update_id), stored with the
+    # events it produced.
+    cursor: Mapped[str | None] = mapped_column(String(64))
+    # VK Callback API: the string VK's confirmation request expects, and the secret key
+    # each event carries (encrypted). Without a secret the group's callbacks are refused.
+    callback_confirmation: Mapped[str | None] = mapped_column(String(64))
+    callback_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class MemberSnapshot(db.Model):
@@ -65,6 +72,28 @@ class ActivitySnapshot(db.Model):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     item_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+
+
+class ActivityMark(db.Model):
+    """When an item of a group's lists last changed outside a polling cycle, or was removed.
+
+    Two uses: a polling cycle that started reading before a callback changed an item leaves
+    that item alone (its reading is older), and a callback about an item that was ever
+    removed is checked against the network before it counts (it may be late and stale).
+    post_id is "" and kind "member" for membership.
+    """
+
+    __tablename__ = "activity_marks"
+
+    tracked_group_id: Mapped[int] = mapped_column(
+        ForeignKey("tracked_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    post_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    by_callback: Mapped[bool] = mapped_column(default=False)
 
 
 class CollectionRun(db.Model):

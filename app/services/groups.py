@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -9,7 +11,14 @@ from app.extensions import db
 from app.models import CollectionRun, TrackedGroup
 from app.services.crypto import encrypt_text
 
-NETWORKS_WITH_COLLECTORS = ("vk",)
+# How each network spells a group's id: VK and Odnoklassniki numbers, a Telegram chat id
+# (channels' are negative: -100...).
+GROUP_ID_FORMS = {
+    "vk": (re.compile(r"\d+"), "a number, e.g. 1"),
+    "ok": (re.compile(r"\d+"), "a number, e.g. 53038939046008"),
+    "telegram": (re.compile(r"-?\d+"), "a chat id, e.g. -1001234567890"),
+}
+NETWORKS_WITH_COLLECTORS = tuple(GROUP_ID_FORMS)
 
 
 class GroupError(Exception):
@@ -25,13 +34,21 @@ def add_group(
     posts_to_scan: int = 20,
     interval_seconds: int = 300,
 ) -> TrackedGroup:
-    group_id = group_id.strip().lstrip("-")
-    if network not in NETWORKS_WITH_COLLECTORS:
-        raise GroupError(f"no collector reads {network!r} groups yet (try: vk)")
-    if not group_id.isdigit():
-        raise GroupError(f"the {network} group id must be a number, got {group_id!r}")
+    if network not in GROUP_ID_FORMS:
+        raise GroupError(
+            f"no collector reads {network!r} groups (try: {', '.join(NETWORKS_WITH_COLLECTORS)})"
+        )
+    group_id = group_id.strip()
+    if network != "telegram":
+        group_id = group_id.lstrip("-")  # VK writes communities as owner -id
+    form, example = GROUP_ID_FORMS[network]
+    if not form.fullmatch(group_id):
+        raise GroupError(f"the {network} group id must be {example}; got {group_id!r}")
     if not token.strip():
-        raise GroupError("an access token is required (a user or service token for VK)")
+        raise GroupError(
+            "an access token is required (VK: a user or service token; Odnoklassniki: the "
+            "group's access token; Telegram: the bot's token)"
+        )
     if not 1 <= posts_to_scan <= 100:
         raise GroupError("posts to scan must be between 1 and 100")
     if interval_seconds < 10:
