@@ -74,6 +74,7 @@ PROVIDER_URLS = {
     "YANDEX_LOGIN_URL": "https://login.yandex.ru",
     "TELEGRAM_ISSUER": "https://oauth.telegram.org",
     "TELEGRAM_WIDGET_URL": "https://oauth.telegram.org",
+    "TELEGRAM_BOT_API_URL": "https://api.telegram.org",
     "GOOGLE_ISSUER": "https://accounts.google.com",
 }
 PROVIDER_CREDENTIALS = (

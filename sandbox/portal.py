@@ -69,6 +69,7 @@ def portal_settings(sandbox_url: str) -> dict[str, Any]:
         "TELEGRAM_ISSUER": f"{sandbox_url}/telegram",
         "TELEGRAM_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
         "TELEGRAM_WIDGET_URL": f"{sandbox_url}/telegram-widget",
+        "TELEGRAM_BOT_API_URL": f"{sandbox_url}/telegram-bot-api",
         "GOOGLE_CLIENT_ID": ids["google"],
         "GOOGLE_CLIENT_SECRET": secrets["google"],
         "GOOGLE_ISSUER": f"{sandbox_url}/google",
