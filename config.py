@@ -136,6 +136,11 @@ class Config:
         self.VK_MAX_RETRIES = _env_int("VK_MAX_RETRIES", 5)
         # The first retry waits this long, doubling each time (at most 30 s).
         self.VK_BACKOFF_SECONDS = float(_env("VK_BACKOFF_SECONDS", "0.5") or 0.5)
+        self.OK_REQUESTS_PER_SECOND = float(_env("OK_REQUESTS_PER_SECOND", "5") or 5)
+        self.OK_MAX_RETRIES = _env_int("OK_MAX_RETRIES", 5)
+        self.OK_BACKOFF_SECONDS = float(_env("OK_BACKOFF_SECONDS", "0.5") or 0.5)
+        # A callback about a removal is checked against VK while VK waits for "ok".
+        self.VK_CALLBACK_CHECK_RETRIES = _env_int("VK_CALLBACK_CHECK_RETRIES", 1)
         self.SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
         self.SCHEDULER_TICK_SECONDS = _env_int("SCHEDULER_TICK_SECONDS", 5)
         self.SCHEDULER_LEASE_SECONDS = _env_int("SCHEDULER_LEASE_SECONDS", 30)

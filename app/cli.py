@@ -15,7 +15,14 @@ from app.models import Handoff, LinkedProfile, StaffRole, TrackedGroup
 from app.models.types import utcnow
 from app.rules import OfferInvalid
 from app.services.crypto import rotate
-from app.services.groups import GroupError, add_group, groups_with_last_success, remove_group
+from app.services.groups import (
+    GroupError,
+    add_group,
+    clear_callbacks,
+    groups_with_last_success,
+    remove_group,
+    set_callbacks,
+)
 from app.services.ledger import expire_points
 from app.services.offers import install_seed_offers, save_offer
 from app.services.staff import StaffError, create_staff
@@ -124,6 +131,26 @@ def add_group_command(network, group_id, name, token, posts_to_scan, interval_se
     except GroupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Tracking {group.network} group {group.group_id} as #{group.id}.")
+
+
+@groups_cli.command("callbacks")
+@click.argument("tracked_group_id", type=int)
+@click.option("--secret", envvar="VK_CALLBACK_SECRET", help="The secret key set in VK.")
+@click.option("--confirmation", help="The string VK's Callback API settings ask to return.")
+@click.option("--off", is_flag=True, help="Refuse this group's callbacks from now on.")
+def callbacks_command(tracked_group_id, secret, confirmation, off) -> None:
+    """Accept VK Callback API events for a tracked VK group at /hooks/vk."""
+    try:
+        if off:
+            clear_callbacks(tracked_group_id)
+            click.echo(f"Callbacks of group #{tracked_group_id} are refused from now on.")
+            return
+        if not secret or not confirmation:
+            raise click.UsageError("give --secret and --confirmation (or --off)")
+        group = set_callbacks(tracked_group_id, secret=secret, confirmation=confirmation)
+    except GroupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"VK group {group.group_id} callbacks accepted at /hooks/vk.")
 
 
 @groups_cli.command("list")

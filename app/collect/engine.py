@@ -30,6 +30,7 @@ from app.collect.leases import acquire, release
 from app.collect.registry import collector_for
 from app.extensions import db
 from app.models import (
+    ActivityMark,
     ActivitySnapshot,
     CollectionRun,
     LinkedProfile,
@@ -41,6 +42,7 @@ from app.models.types import utcnow
 from app.rules import ActivityKind, Event, EventKind
 from app.rules.engine import bounded_key
 from app.services.crypto import decrypt_text
+from app.services.locks import lock_group
 from app.services.processing import dialect_insert, process_events
 
 log = logging.getLogger(__name__)
@@ -127,7 +129,7 @@ def _record(run, group, reading: GroupReading, started: datetime, progress) -> C
         _clear_snapshot(group.id)  # what a crashed earlier baseline left is redone from scratch
         changes = _baseline_changes(reading)
     members = linked_members(group.network, {c.subject for c in changes})
-    _apply(run, group, reading, changes, members, utcnow())
+    _apply(run, group, reading, changes, members, utcnow(), started)
     if group.baseline_at is None:
         group.baseline_at = started
     status = "succeeded" if not reading.errors else "partial"
@@ -258,6 +260,7 @@ def _apply(
     changes: Sequence[Change],
     members: dict[str, int],
     now: datetime,
+    started: datetime,
 ) -> None:
     # A post counts as seen only once all its lists were read: until then an old post that
     # entered the window stays "old" and its activity stays baseline.
@@ -277,8 +280,10 @@ def _apply(
     new_posts = [row for row in new_posts if row["post_id"] not in known]
     total = max(1, len(changes))
     for start in range(0, len(changes), CHUNK):
-        chunk = changes[start : start + CHUNK]
-        _write_snapshot(group.id, chunk)
+        lock_group(group.id)  # callbacks change the same snapshot
+        chunk = _not_changed_since(group.id, changes[start : start + CHUNK], started)
+        write_snapshot(group.id, chunk)
+        mark_changes(group.id, [c for c in chunk if c.kind in ("left", "removed")], now)
         events = [
             event_for(
                 group, change, members[change.subject], now, change_key(group, change, f"r{run.id}")
@@ -298,12 +303,80 @@ def _apply(
     db.session.commit()
 
 
+def mark_key(change: Change) -> tuple[str, str, str, str]:
+    if change.post_id is None:
+        return ("", "member", change.subject, "")
+    return (change.post_id, change.activity or "", change.subject, change.item_id)
+
+
+def mark_changes(
+    group_id: int, changes: Sequence[Change], now: datetime, *, by_callback: bool = False
+) -> None:
+    """Remember when these items changed: removals, so that a late callback about the item is
+    checked, and every change a callback applied, so that an older reading leaves it alone."""
+    if not changes:
+        return
+    rows = {
+        mark_key(change): {
+            "tracked_group_id": group_id,
+            "post_id": mark_key(change)[0],
+            "kind": mark_key(change)[1],
+            "subject": change.subject,
+            "item_id": mark_key(change)[3],
+            "changed_at": now,
+            "by_callback": by_callback,
+        }
+        for change in changes
+    }
+    statement = dialect_insert(ActivityMark)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tracked_group_id", "post_id", "kind", "subject", "item_id"],
+            set_={
+                "changed_at": statement.excluded.changed_at,
+                "by_callback": statement.excluded.by_callback,
+            },
+        ),
+        list(rows.values()),
+    )
+
+
+def _not_changed_since(group_id: int, changes: Sequence[Change], started: datetime) -> list[Change]:
+    """The changes whose items no callback changed after this cycle began reading: for those
+    the reading is older than the snapshot, and the next cycle settles them."""
+    newer = {
+        tuple(row)
+        for row in db.session.execute(
+            select(
+                ActivityMark.post_id,
+                ActivityMark.kind,
+                ActivityMark.subject,
+                ActivityMark.item_id,
+            ).where(
+                ActivityMark.tracked_group_id == group_id,
+                ActivityMark.by_callback.is_(True),
+                ActivityMark.changed_at > started,
+            )
+        )
+    }
+    if not newer:
+        return list(changes)
+    skipped = [c for c in changes if mark_key(c) in newer]
+    if skipped:
+        log.info(
+            "group %s: %d changes left to the next cycle (callbacks were newer)",
+            group_id,
+            len(skipped),
+        )
+    return [c for c in changes if mark_key(c) not in newer]
+
+
 def _insert_ignoring_existing(model):
     """Snapshot rows may be written again after a crash (a repeated baseline): no error."""
     return dialect_insert(model).on_conflict_do_nothing()
 
 
-def _write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
+def write_snapshot(group_id: int, chunk: Sequence[Change]) -> None:
     joined = [c.subject for c in chunk if c.kind in ("joined", "baseline-member")]
     left = [c.subject for c in chunk if c.kind == "left"]
     added = [c for c in chunk if c.kind in ("added", "baseline")]

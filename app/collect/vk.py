@@ -143,27 +143,14 @@ class VKCollector(Collector):
                 calls += self._pages(method, params, key, 0, count)
         planned = len(calls) + len(first)
         done = len(first)
-        while calls:
-            self._run(calls, reading)
-            done += len(calls)
+
+        def on_round(count: int, more: int) -> None:
+            nonlocal planned, done
+            done += count
+            planned += more
             progress("reading", int(55 * done / max(planned, done + 1)))
-            covered: dict[tuple[str, str], _Call] = {}
-            for call in calls:
-                self._absorb(call, resources, reading)
-                last = covered.get(call.resource)
-                if last is None or call.params["offset"] > last.params["offset"]:
-                    covered[call.resource] = call
-            # A list longer than its announced count (deleted comments keep their place in
-            # VK's pages) gets its remaining pages in one more round.
-            follow_up: list[_Call] = []
-            for key, last in covered.items():
-                resource = resources[key]
-                end = last.params["offset"] + last.params["count"]
-                if resource.failed is None and resource.count > end:
-                    params = {k: v for k, v in last.params.items() if k not in ("offset", "count")}
-                    follow_up += self._pages(last.method, params, key, end, resource.count)
-            planned += len(follow_up)
-            calls = follow_up
+
+        self._drain(calls, resources, reading, on_round)
         members = resources[("members", "")]
         reading.members = None if members.failed else {s for s, _ in members.items}
         for post in posts:
@@ -182,6 +169,64 @@ class VKCollector(Collector):
                 setattr(activity, attribute, None if resource.failed else resource.items)
             reading.posts.append(activity)
         return reading
+
+    def _drain(
+        self,
+        calls: list[_Call],
+        resources: dict[tuple[str, str], _Resource],
+        reading: GroupReading,
+        on_round: Callable[[int, int], None] = lambda done, more: None,
+    ) -> None:
+        """Run planned page calls, then the pages lists turned out to have beyond their
+        announced count, until every list is read or has failed."""
+        while calls:
+            self._run(calls, reading)
+            covered: dict[tuple[str, str], _Call] = {}
+            for call in calls:
+                self._absorb(call, resources, reading)
+                last = covered.get(call.resource)
+                if last is None or call.params["offset"] > last.params["offset"]:
+                    covered[call.resource] = call
+            # A list longer than its announced count (deleted comments keep their place in
+            # VK's pages) gets its remaining pages in one more round.
+            follow_up: list[_Call] = []
+            for key, last in covered.items():
+                resource = resources[key]
+                end = last.params["offset"] + last.params["count"]
+                if resource.failed is None and resource.count > end:
+                    params = {k: v for k, v in last.params.items() if k not in ("offset", "count")}
+                    follow_up += self._pages(last.method, params, key, end, resource.count)
+            on_round(len(calls), len(follow_up))
+            calls = follow_up
+
+    def read_list(self, target: GroupTarget, post_id: str, kind: str) -> set | None:
+        """One post's likes, reposts or comments as they are now, all pages; None when VK
+        would not say (a callback is then left for the next polling cycle to settle)."""
+        self._token = target.token
+        reading = GroupReading(members=None, posts=[])
+        method, params, key = self._list_call(f"-{target.group_id}", post_id, kind)
+        resources: dict[tuple[str, str], _Resource] = {key: _Resource()}
+        try:
+            self._drain([self._page_call(method, params, key, 0)], resources, reading)
+        except CollectorError as exc:
+            log.warning("VK check of the %s list of post %s failed: %s", kind, post_id, exc)
+            return None
+        resource = resources[key]
+        return None if resource.failed else resource.items
+
+    def is_member(self, target: GroupTarget, subject: str) -> bool | None:
+        """Whether the user is in the group now; None when VK would not say."""
+        self._token = target.token
+        reading = GroupReading(members=None, posts=[])
+        try:
+            body = self._request(
+                "groups.isMember", {"group_id": target.group_id, "user_id": subject}, reading
+            )
+        except CollectorError as exc:
+            log.warning("VK membership check of %s failed: %s", subject, exc)
+            return None
+        answer = body.get("response")
+        return bool(answer) if isinstance(answer, int) else None
 
     @staticmethod
     def _list_call(owner: str, post_id: str, kind: str) -> tuple[str, dict, tuple[str, str]]:

@@ -70,6 +70,36 @@ def add_group(
     return group
 
 
+def set_callbacks(tracked_group_id: int, *, secret: str, confirmation: str) -> TrackedGroup:
+    """Accept VK Callback API events for the group: the confirmation string VK's community
+    settings show, and the secret key entered there."""
+    group = db.session.get(TrackedGroup, tracked_group_id)
+    if group is None:
+        raise GroupError(f"no tracked group has id {tracked_group_id}")
+    if group.network != "vk":
+        raise GroupError(f"callbacks are VK's; group #{group.id} is on {group.network}")
+    secret, confirmation = secret.strip(), confirmation.strip()
+    # VK's own limits: a secret of up to 50 letters and digits, an 8-character confirmation.
+    if not 8 <= len(secret) <= 50 or not secret.isascii() or not secret.isalnum():
+        raise GroupError("the secret key must be 8 to 50 Latin letters and digits")
+    if not 1 <= len(confirmation) <= 64 or not confirmation.isascii() or not confirmation.isalnum():
+        raise GroupError("the confirmation string must be 1 to 64 Latin letters and digits")
+    group.callback_secret_encrypted = encrypt_text(secret)
+    group.callback_confirmation = confirmation
+    db.session.commit()
+    return group
+
+
+def clear_callbacks(tracked_group_id: int) -> TrackedGroup:
+    group = db.session.get(TrackedGroup, tracked_group_id)
+    if group is None:
+        raise GroupError(f"no tracked group has id {tracked_group_id}")
+    group.callback_secret_encrypted = None
+    group.callback_confirmation = None
+    db.session.commit()
+    return group
+
+
 def remove_group(tracked_group_id: int) -> None:
     group = db.session.get(TrackedGroup, tracked_group_id)
     if group is None:
