@@ -1,8 +1,9 @@
 """Accuracy of the collection engine: a random script against the sandbox VK API, checked
 against the script's own model of the group.
 
-    python bench/accuracy.py [--network vk] [--seed 1] [--actions 400] [--persons 30]
-        [--fault-rate 0.1] [--database-url URL] [--max-retries 2] [--verbose]
+    python bench/accuracy.py [--network vk|ok|telegram] [--callbacks] [--seed 1]
+        [--actions 400] [--persons 30] [--fault-rate 0.1] [--database-url URL]
+        [--max-retries 2] [--verbose]
 
 Builds a portal (SQLite in a fresh temporary file by default) and a sandbox on a live loopback
 port, creates a VK group with some posts and `--persons` sandbox users (some linked members
@@ -16,6 +17,17 @@ that read it, for the users linked at that moment. The events found in the datab
 per-member balances (against a pure replay of the expected events through `app.rules`) are
 compared with it. The last line printed is the machine-readable summary; the exit status is
 1 when anything is missing, extra or mismatched.
+
+`--network ok` plays the same script against the sandbox Odnoklassniki API (no reposts: OK
+does not list who reshared). `--network telegram` runs bench/accuracy_telegram.py.
+
+`--callbacks` (VK): the sandbox also pushes Callback API events to the portal, served on a live
+loopback port, after every step; at the fault rate each event is dropped, duplicated or
+delayed (delivered after 1-5 later steps, so out of order). The model then also follows each
+delivered callback as the portal must: an event_id once; an item the portal already knows
+as claimed changes nothing; a first-time addition counts at once; anything else is settled by
+what VK shows at that moment. On top of the exact comparison, every item's events must
+alternate (added, removed, added...) and never count more additions than really happened.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,11 +72,12 @@ from app.rules import (  # noqa: E402
     parse_offer,
 )
 from app.rules.seed_offers import SEED_OFFERS  # noqa: E402
-from app.services.groups import add_group  # noqa: E402
+from app.services.groups import add_group, set_callbacks  # noqa: E402
 from app.services.offers import install_seed_offers  # noqa: E402
 from app.services.processing import policy  # noqa: E402
 from config import normalise_database_url  # noqa: E402
 from sandbox import create_sandbox_app  # noqa: E402
+from sandbox.portal import portal_settings, register_portal  # noqa: E402
 
 MIGRATIONS = ROOT / "migrations"
 GROUP_ID = 777001
@@ -103,6 +117,37 @@ FAULTS = (
     "skip-wall",  # wall.get refused: nothing can be read, the cycle fails
 )
 
+
+@dataclass(frozen=True)
+class Network:
+    """What differs between the networks the script plays: error codes, methods, lists."""
+
+    name: str
+    retryable: tuple[int, ...]
+    skippable: tuple[int, ...]
+    methods: dict[str, str]  # members, likes, comments, wall -> the API method reading it
+    kinds: tuple[str, ...]  # the activity lists a post has
+    skip_likes_hides: tuple[str, ...]  # the lists the likes method also reads
+
+
+def network_profile(name: str) -> Network:
+    if name == "ok":
+        from sandbox.okapi import ACCURACY_PROFILE as ok
+
+        return Network(
+            "ok", ok["retryable"], ok["skippable"], ok["methods"], ("like", "comment"), ("like",)
+        )
+    methods = {
+        "members": "groups.getMembers",
+        "likes": "likes.getList",
+        "comments": "wall.getComments",
+        "wall": "wall.get",
+    }
+    return Network(
+        "vk", RETRYABLE, SKIPPABLE, methods, ("like", "comment", "repost"), ("like", "repost")
+    )
+
+
 Key = tuple[str, str]  # ("members", "") or (post id, like|comment|repost)
 Item = tuple[str, str]  # (subject, item id): a comment's id, "" for the rest
 Fact = tuple  # (kind, subject, group, post, activity, activity_id), as Event rows store it
@@ -128,7 +173,14 @@ class LiveServer:
 @contextlib.contextmanager
 def quiet_logs(verbose: bool) -> Iterator[None]:
     """Request logs and the collector's retry warnings would drown the report."""
-    names = ("werkzeug", "app.collect", "app.collect.vk", "app.collect.engine")
+    names = (
+        "werkzeug",
+        "app.collect",
+        "app.collect.vk",
+        "app.collect.ok",
+        "app.collect.engine",
+        "app.collect.vk_callbacks",
+    )
     saved = {name: logging.getLogger(name).level for name in names}
     if not verbose:
         for name in names:
@@ -175,7 +227,11 @@ def build_portal(
         "testing",
         SQLALCHEMY_DATABASE_URI=url,
         TOKEN_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        **portal_settings(sandbox_url),
         VK_API_URL=f"{sandbox_url}/vk-api",
+        OK_REQUESTS_PER_SECOND=per_second,
+        OK_MAX_RETRIES=max_retries,
+        **({} if backoff is None else {"OK_BACKOFF_SECONDS": backoff}),
         VK_API_VERSION="5.199",
         VK_REQUESTS_PER_SECOND=per_second,
         VK_MAX_RETRIES=max_retries,
@@ -193,7 +249,7 @@ def build_portal(
     return app
 
 
-def add_member(user: int) -> int:
+def add_member(user: int, network: str = "vk") -> int:
     now = utcnow()
     member = Member(
         first_name=f"User{user}",
@@ -203,7 +259,7 @@ def add_member(user: int) -> int:
     )
     db.session.add(member)
     db.session.flush()
-    db.session.add(LinkedProfile(member_id=member.id, network="vk", subject=str(user)))
+    db.session.add(LinkedProfile(member_id=member.id, network=network, subject=str(user)))
     db.session.commit()
     return member.id
 
@@ -216,6 +272,7 @@ class World:
     """What the script did to the group: the truth the collector must find."""
 
     group: int
+    network: Network
     posts: list[int] = field(default_factory=list)
     members: set[int] = field(default_factory=set)
     likes: dict[int, set[int]] = field(default_factory=dict)
@@ -225,8 +282,13 @@ class World:
     left: set[int] = field(default_factory=set)
     linked: dict[int, int] = field(default_factory=dict)  # VK user -> member id
     unlinked: list[int] = field(default_factory=list)  # will link midway
-    # Each list as the collector last read it: the next read's changes are against this.
+    # Each list as the portal knows it (read by a cycle, or changed by a callback): the next
+    # read's changes are against this.
     seen: dict[Key, set[Item]] = field(default_factory=dict)
+    # Items the portal saw removed, or changed by a callback: a callback about them is checked.
+    history: set[tuple[Key, Item]] = field(default_factory=set)
+    callbacks_seen: set[str] = field(default_factory=set)  # event_ids
+    additions: Counter = field(default_factory=Counter)  # (key, item) -> times really added
 
     def lists(self) -> dict[Key, set[Item]]:
         current: dict[Key, set[Item]] = {("members", ""): {(str(u), "") for u in self.members}}
@@ -234,7 +296,8 @@ class World:
             p = str(post)
             current[(p, "like")] = {(str(u), "") for u in self.likes[post]}
             current[(p, "comment")] = {(str(u), str(c)) for c, u in self.comments[post].items()}
-            current[(p, "repost")] = {(str(u), "") for u in self.reposts[post]}
+            if "repost" in self.network.kinds:
+                current[(p, "repost")] = {(str(u), "") for u in self.reposts[post]}
         return current
 
     def unread(self, fault: str | None) -> set[Key]:
@@ -246,7 +309,7 @@ class World:
             if fault == "skip-likes":
                 if self.likes[post]:
                     unread.add((str(post), "like"))
-                if self.reposts[post]:
+                if self.reposts[post] and "repost" in self.network.skip_likes_hides:
                     unread.add((str(post), "repost"))
             elif fault == "skip-comments" and self.comments[post]:
                 unread.add((str(post), "comment"))
@@ -262,11 +325,62 @@ class World:
             before = self.seen.get(key, set())  # a post new since the baseline: all new
             for verb, items in (("added", now - before), ("removed", before - now)):
                 for subject, item in sorted(items):
+                    if verb == "removed":
+                        self.history.add((key, (subject, item)))
                     if int(subject) not in self.linked:
                         continue
                     facts.append(fact(verb, subject, group, key, item))
             self.seen[key] = now
         return facts
+
+    def added(self, key: Key, item: Item) -> None:
+        """The script really added this item (a like, a join...)."""
+        self.additions[(key, item)] += 1
+
+    def deliver(self, event: dict) -> list[Fact]:
+        """A callback the portal acknowledged: what it must have counted (see the docstring)."""
+        if event["event_id"] in self.callbacks_seen:
+            return []
+        self.callbacks_seen.add(event["event_id"])
+        claim = callback_claim(event)
+        if claim is None:
+            return []
+        key, item, adds = claim
+        known = self.seen.setdefault(key, set())
+        if key[1] == "comment" and not adds:
+            item = next((i for i in known if i[1] == item[1]), None)
+            if item is None:
+                return []
+        present = item in known
+        if present == adds:
+            return []
+        if not (adds and (key, item) not in self.history):
+            actual = item in self.lists().get(key, set())
+            if actual == present:
+                return []
+            adds = actual
+        (known.add if adds else known.discard)(item)
+        self.history.add((key, item))
+        if int(item[0]) not in self.linked:
+            return []
+        return [fact("added" if adds else "removed", item[0], str(self.group), key, item[1])]
+
+
+def callback_claim(event: dict) -> tuple[Key, Item, bool] | None:
+    """What a VK callback says changed: the list, the item and whether it was added."""
+    kind, obj = event["type"], event["object"]
+    if kind in ("group_join", "group_leave"):
+        return ("members", ""), (str(obj["user_id"]), ""), kind == "group_join"
+    if kind in ("like_add", "like_remove"):
+        return (str(obj["object_id"]), "like"), (str(obj["liker_id"]), ""), kind == "like_add"
+    if kind == "wall_reply_new":
+        return (str(obj["post_id"]), "comment"), (str(obj["from_id"]), str(obj["id"])), True
+    if kind == "wall_reply_delete":
+        return (str(obj["post_id"]), "comment"), ("", str(obj["id"])), False
+    if kind == "wall_repost":
+        original = obj["copy_history"][0]
+        return (str(original["id"]), "repost"), (str(obj["owner_id"]), ""), True
+    return None
 
 
 def fact(verb: str, subject: str, group: str, key: Key, item: str) -> Fact:
@@ -286,8 +400,13 @@ class Script:
         self.world = world
         self.rng = rng
         self.users = users
-        self.names = [name for name, _ in ACTIONS]
-        self.weights = [weight for _, weight in ACTIONS]
+        playable = [
+            (name, weight)
+            for name, weight in ACTIONS
+            if "repost" not in name or "repost" in world.network.kinds
+        ]
+        self.names = [name for name, _ in playable]
+        self.weights = [weight for _, weight in playable]
         self.done: Counter[str] = Counter()
 
     def step(self) -> None:
@@ -308,6 +427,7 @@ class Script:
             if user not in w.likes[post]:
                 assert self.vk.like(w.group, post, user)
                 w.likes[post].add(user)
+                w.added((str(post), "like"), (str(user), ""))
                 return True
         return False
 
@@ -330,6 +450,7 @@ class Script:
         post, user = pair
         assert self.vk.like(w.group, post, user)
         w.likes[post].add(user)
+        w.added((str(post), "like"), (str(user), ""))
         return True
 
     def _comment(self) -> bool:
@@ -337,6 +458,7 @@ class Script:
         post, user = self.rng.choice(w.posts), self.rng.choice(self.users)
         comment_id = self.vk.comment(w.group, post, user, f"comment by {user}")
         w.comments[post][comment_id] = user
+        w.added((str(post), "comment"), (str(user), str(comment_id)))
         return True
 
     def _delete_comment(self) -> bool:
@@ -356,6 +478,7 @@ class Script:
             if user not in w.reposts[post]:
                 self.vk.repost(w.group, post, user)
                 w.reposts[post].add(user)
+                w.added((str(post), "repost"), (str(user), ""))
                 return True
         return False
 
@@ -388,6 +511,7 @@ class Script:
             return False
         assert self.vk.join(w.group, user)
         w.members.add(user)
+        w.added(("members", ""), (str(user), ""))
         return True
 
     def _link(self) -> bool:
@@ -395,7 +519,7 @@ class Script:
         if not w.unlinked:
             return False
         user = w.unlinked.pop(self.rng.randrange(len(w.unlinked)))
-        w.linked[user] = add_member(user)
+        w.linked[user] = add_member(user, w.network.name)
         return True
 
     def _private(self) -> bool:
@@ -419,21 +543,16 @@ class Script:
         return True
 
 
-def arm(vk, fault: str | None, rng: random.Random, max_retries: int) -> None:
+def arm(vk, network: Network, fault: str | None, rng: random.Random, max_retries: int) -> None:
     if fault == "fail":
-        vk.inject_error(rng.choice(RETRYABLE), times=max_retries + 1)
+        vk.inject_error(rng.choice(network.retryable), times=max_retries + 1)
     elif fault == "retry":
-        vk.inject_error(rng.choice(RETRYABLE), times=rng.randint(1, max_retries))
+        vk.inject_error(rng.choice(network.retryable), times=rng.randint(1, max_retries))
     elif fault == "timeout":
         vk.inject_timeout(HTTP_TIMEOUT + 0.5, times=1)
     elif fault is not None:
-        method = {
-            "skip-members": "groups.getMembers",
-            "skip-likes": "likes.getList",
-            "skip-comments": "wall.getComments",
-            "skip-wall": "wall.get",
-        }[fault]
-        vk.inject_error(rng.choice(SKIPPABLE), method=method, times=10_000)
+        method = network.methods[fault.removeprefix("skip-")]
+        vk.inject_error(rng.choice(network.skippable), method=method, times=10_000)
 
 
 def expected_status(fault: str | None, unread: set[Key]) -> str | None:
@@ -468,23 +587,24 @@ class Outcome:
     ledger_mismatches: list[tuple[int, int, int, int]]  # user, member, expected, found
     cycles: list[Cycle]
     actions: Counter
+    twice: list[str]
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.ledger_mismatches)
+        return not (self.missing or self.extra or self.ledger_mismatches or self.twice)
 
     def summary(self) -> str:
         return (
             f"accuracy expected={self.expected.total()} found={self.found.total()} "
             f"missing={self.missing.total()} extra={self.extra.total()} "
-            f"ledger_mismatch={len(self.ledger_mismatches)}"
+            f"ledger_mismatch={len(self.ledger_mismatches)} counted_twice={len(self.twice)}"
         )
 
 
-def setup_world(vk, rng: random.Random, persons: int) -> tuple[World, list[int]]:
+def setup_world(vk, network: Network, rng: random.Random, persons: int) -> tuple[World, list[int]]:
     """The group before the baseline: posts, members and activity that are not news."""
     users = list(range(FIRST_USER, FIRST_USER + persons))
-    world = World(group=GROUP_ID)
+    world = World(group=GROUP_ID, network=network)
     vk.create_group(GROUP_ID, "Accuracy club")
     day_ago = int(time.time()) - 86400
     for index in range(INITIAL_POSTS):
@@ -495,19 +615,25 @@ def setup_world(vk, rng: random.Random, persons: int) -> tuple[World, list[int]]
         if rng.random() < 0.6:
             vk.join(GROUP_ID, user)
             world.members.add(user)
+            world.added(("members", ""), (str(user), ""))
         for post in world.posts:
             if rng.random() < 0.3:
                 vk.like(GROUP_ID, post, user)
                 world.likes[post].add(user)
+                world.added((str(post), "like"), (str(user), ""))
             if rng.random() < 0.1:
-                world.comments[post][vk.comment(GROUP_ID, post, user, "before")] = user
-            if rng.random() < 0.05:
+                comment = vk.comment(GROUP_ID, post, user, "before")
+                world.comments[post][comment] = user
+                world.added((str(post), "comment"), (str(user), str(comment)))
+            # The draw is made for every network so a seed plays the same elsewhere.
+            if rng.random() < 0.05 and "repost" in network.kinds:
                 vk.repost(GROUP_ID, post, user)
                 world.reposts[post].add(user)
+                world.added((str(post), "repost"), (str(user), ""))
     for user in users:
         roll = rng.random()
         if roll < 0.5:
-            world.linked[user] = add_member(user)
+            world.linked[user] = add_member(user, network.name)
         elif roll < 0.85:
             world.unlinked.append(user)  # links midway; the rest never do
     return world, users
@@ -520,21 +646,70 @@ def run_cycle(group_id: int, http: requests.Session) -> CollectionRun:
     return run
 
 
-def play(args: argparse.Namespace, vk, http: requests.Session) -> Outcome:
+class Callbacks:
+    """The sandbox's VK Callback API pushing to the portal, delivered between the steps."""
+
+    SECRET = "accuracyCallbackSecret1"
+    CONFIRMATION = "acc0rd1n"
+
+    def __init__(self, vk, world: World, rng: random.Random, args, group_id: int, portal_url):
+        self.vk, self.world, self.rng, self.rate = vk, world, rng, args.fault_rate
+        set_callbacks(group_id, secret=self.SECRET, confirmation=self.CONFIRMATION)
+        self.hub = vk.callbacks
+        self.hub.set_mode("manual")
+        self.hub.set_server(
+            GROUP_ID, f"{portal_url}/hooks/vk", secret=self.SECRET, confirmation=self.CONFIRMATION
+        )
+        rate = self.rate
+        self.hub.set_faults(drop=rate, duplicate=rate, delay=rate, seed=rng.randrange(2**31))
+
+    def deliver(self) -> list[Fact]:
+        """Push what is due; the facts the portal must have counted, in delivery order."""
+        # The portal checks some callbacks against VK: those checks see VK without faults,
+        # the cycles' faults are armed right before each cycle.
+        self.vk.clear_faults()
+        self.hub.deliver()
+        facts = [f for event in self.hub.take_delivered() for f in self.world.deliver(event)]
+        self.vk.set_fault_rate(self.rate, seed=self.rng.randrange(2**31))
+        return facts
+
+    def drain(self) -> list[Fact]:
+        """Everything still queued or held back, delivered without faults."""
+        self.hub.clear_faults()
+        facts: list[Fact] = []
+        for _ in range(20):
+            facts += self.deliver()
+            if not self.hub.pending():
+                break
+        self.vk.clear_faults()
+        return facts
+
+
+def play(args: argparse.Namespace, vk, http: requests.Session, portal_url: str | None) -> Outcome:
+    network = network_profile(args.network)
     rng = random.Random(args.seed)
-    world, users = setup_world(vk, rng, args.persons)
+    world, users = setup_world(vk, network, rng, args.persons)
     install_seed_offers()
     group_id = add_group(
-        "vk", str(GROUP_ID), "Accuracy club", TOKEN, posts_to_scan=100, interval_seconds=60
+        network.name, str(GROUP_ID), "Accuracy club", TOKEN, posts_to_scan=100, interval_seconds=60
     ).id
-    members_of = {}  # member id -> VK user, for the report
+    members_of = {}  # member id -> network user, for the report
     cycles: list[Cycle] = []
+    timeline: list[tuple[datetime, list[Fact]]] = []  # what the portal must count, in order
 
     baseline = run_cycle(group_id, http)
     if baseline.status != "succeeded":
         raise RuntimeError(f"the baseline cycle {baseline.status}: {baseline.error_log}")
     world.seen = world.lists()
     cycles.append(Cycle(0, None, baseline.status, baseline.events_found, [], baseline.started_at))
+    callbacks = (
+        Callbacks(vk, world, rng, args, group_id, portal_url) if portal_url is not None else None
+    )
+
+    def collect(fault: str | None) -> None:
+        cycle = collect_and_check(world, vk, network, rng, args, group_id, http, fault, len(cycles))
+        cycles.append(cycle)
+        timeline.append((cycle.at, cycle.expected))
 
     script = Script(vk, world, rng, users)
     fault_seed = rng.randrange(2**31)
@@ -542,32 +717,45 @@ def play(args: argparse.Namespace, vk, http: requests.Session) -> Outcome:
     until_cycle = rng.randint(1, 6)
     for _ in range(args.actions):
         script.step()
+        if callbacks is not None:
+            timeline.append((utcnow(), callbacks.deliver()))
         until_cycle -= 1
         if until_cycle:
             continue
         until_cycle = rng.randint(1, 6)
-        fault = rng.choice(FAULTS) if rng.random() < args.fault_rate else None
-        cycles.append(collect_and_check(world, vk, rng, args, group_id, http, fault, len(cycles)))
+        collect(rng.choice(FAULTS) if rng.random() < args.fault_rate else None)
         vk.clear_faults()  # also stops the random rate: set it again, reseeded
         vk.set_fault_rate(args.fault_rate, seed=rng.randrange(2**31))
 
-    # Catching up, with faults off: one cycle that reads everything, and one to see that
-    # nothing more is found.
+    # Catching up, with faults off: every callback delivered, one cycle that reads everything,
+    # and one to see that nothing more is found.
     vk.clear_faults()
+    if callbacks is not None:
+        timeline.append((utcnow(), callbacks.drain()))
+        by_cycles = sum(len(cycle.expected) for cycle in cycles)
+        stats = callbacks.hub.stats()
+        print(
+            "callbacks: "
+            + ", ".join(f"{k} {stats[k]}" for k in ("queued", "delivered", "dropped"))
+            + ", "
+            + ", ".join(f"{k} {stats[k]}" for k in ("duplicated", "delayed", "failed"))
+            + f"; events counted by callbacks {sum(len(f) for _, f in timeline) - by_cycles},"
+            f" by polling {by_cycles}"
+        )
     for _ in range(3):
-        cycles.append(collect_and_check(world, vk, rng, args, group_id, http, None, len(cycles)))
+        collect(None)
         if cycles[-1].status == "succeeded":
             break
-    cycles.append(collect_and_check(world, vk, rng, args, group_id, http, None, len(cycles)))
+    collect(None)
 
     for user, member_id in world.linked.items():
         members_of[member_id] = user
-    return compare(world, cycles, members_of, script.done)
+    return compare(world, timeline, cycles, members_of, script.done)
 
 
-def collect_and_check(world, vk, rng, args, group_id, http, fault, number) -> Cycle:
+def collect_and_check(world, vk, network, rng, args, group_id, http, fault, number) -> Cycle:
     unread = world.unread(fault)
-    arm(vk, fault, rng, args.max_retries)
+    arm(vk, network, fault, rng, args.max_retries)
     run = run_cycle(group_id, http)
     must = expected_status(fault, unread)
     note = ""
@@ -602,9 +790,15 @@ def collect_and_check(world, vk, rng, args, group_id, http, fault, number) -> Cy
 # --- comparison ---------------------------------------------------------------------------------
 
 
-def compare(world: World, cycles: list[Cycle], members_of: dict, actions: Counter) -> Outcome:
-    expected = Counter(f for cycle in cycles for f in cycle.expected)
-    found = Counter(
+def compare(
+    world: World,
+    timeline: list[tuple[datetime, list[Fact]]],
+    cycles: list[Cycle],
+    members_of: dict,
+    actions: Counter,
+) -> Outcome:
+    expected = Counter(f for _, facts in timeline for f in facts)
+    rows = [
         tuple(row)
         for row in db.session.execute(
             select(
@@ -614,9 +808,10 @@ def compare(world: World, cycles: list[Cycle], members_of: dict, actions: Counte
                 EventRow.object_id,
                 EventRow.activity,
                 EventRow.activity_id,
-            )
+            ).order_by(EventRow.id)
         )
-    )
+    ]
+    found = Counter(rows)
     missing, extra = expected - found, found - expected
 
     # The ledger: the expected events through the pure rules, against the database.
@@ -625,15 +820,15 @@ def compare(world: World, cycles: list[Cycle], members_of: dict, actions: Counte
     state = LedgerState()
     truth: Counter[int] = Counter()
     serial = 0
-    for cycle in cycles:
-        for kind, subject, group, post, activity, activity_id in cycle.expected:
+    for at, facts in timeline:
+        for kind, subject, group, post, activity, activity_id in facts:
             serial += 1
             event = Event(
                 key=f"truth:{serial}",
                 kind=EventKind(kind),
                 member_id=world.linked[int(subject)],
-                network="vk",
-                occurred_at=cycle.at,
+                network=world.network.name,
+                occurred_at=at,
                 subject=subject,
                 group_id=group,
                 object_id=post,
@@ -661,7 +856,30 @@ def compare(world: World, cycles: list[Cycle], members_of: dict, actions: Counte
         for member_id in sorted(set(world.linked.values()) | set(balances))
         if truth.get(member_id, 0) != int(balances.get(member_id, 0) or 0)
     ]
-    return Outcome(expected, found, missing, extra, mismatches, cycles, actions)
+    return Outcome(
+        expected, found, missing, extra, mismatches, cycles, actions, counted_twice(world, rows)
+    )
+
+
+def counted_twice(world: World, rows: list[Fact]) -> list[str]:
+    """Items whose events do not alternate (added, removed, added...), or that were counted
+    added more often than anyone really added them: whatever the model says."""
+    adds = {EventKind.JOINED_GROUP.value, EventKind.ACTIVITY.value}
+    history: dict[tuple[Key, Item], list[bool]] = {}
+    for kind, subject, _group, post, activity, activity_id in rows:
+        key: Key = ("members", "") if post is None else (post, activity)
+        item = (subject, activity_id or "")
+        history.setdefault((key, item), []).append(kind in adds)
+    problems = []
+    for (key, item), added in sorted(history.items()):
+        if any(a == b for a, b in pairwise(added)):
+            problems.append(f"{key} {item}: events do not alternate: {added}")
+        if sum(added) > world.additions[(key, item)]:
+            problems.append(
+                f"{key} {item}: counted added {sum(added)} times, "
+                f"really added {world.additions[(key, item)]} times"
+            )
+    return problems
 
 
 def report(outcome: Outcome, limit: int = 25) -> None:
@@ -684,6 +902,10 @@ def report(outcome: Outcome, limit: int = 25) -> None:
             print(f"  {count} x {fact_row}")
         if len(facts) > limit:
             print(f"  ... and {len(facts) - limit} more")
+    if outcome.twice:
+        print(f"counted twice ({len(outcome.twice)}):")
+        for line in outcome.twice[:limit]:
+            print(f"  {line}")
     if outcome.ledger_mismatches:
         print(f"ledger mismatches ({len(outcome.ledger_mismatches)}):")
         for user, member_id, want, got in outcome.ledger_mismatches[:limit]:
@@ -692,7 +914,10 @@ def report(outcome: Outcome, limit: int = 25) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--network", default="vk", choices=["vk"])
+    parser.add_argument("--network", default="vk", choices=["vk", "ok", "telegram"])
+    parser.add_argument(
+        "--callbacks", action="store_true", help="VK: Callback API pushes as well as polling"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--actions", type=int, default=400)
     parser.add_argument("--persons", type=int, default=30)
@@ -707,14 +932,25 @@ def main(argv: list[str] | None = None) -> int:
         "--backoff", type=float, default=0.05, help="VK_BACKOFF_SECONDS (first retry's wait)"
     )
     parser.add_argument("--verbose", action="store_true", help="a line per cycle, all logs")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.network == "telegram":
+        from bench.accuracy_telegram import main as telegram_main
+
+        return telegram_main([a for a in argv if a not in ("--network", "telegram")])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if not 0 <= args.fault_rate <= 1 or args.persons < 2 or args.actions < 0:
         parser.error("--fault-rate must be in [0, 1], --persons at least 2")
+    if args.callbacks and args.network != "vk":
+        parser.error("--callbacks is VK's Callback API: use it with --network vk")
 
     sandbox_app = create_sandbox_app()
-    vk = sandbox_app.extensions["sandbox"].vk
+    vk = getattr(sandbox_app.extensions["sandbox"], args.network)
+    # The OK API checks the calling application: the portal's, as the tests register it.
+    register_portal(sandbox_app.extensions["sandbox"], ["http://127.0.0.1"])
     vk.rate_limit_per_second = None
-    vk.register_token(TOKEN, kind="service")
+    vk.register_token(TOKEN, kind="service" if args.network == "vk" else "group")
     started = time.perf_counter()
     with quiet_logs(args.verbose), tempfile.TemporaryDirectory() as workdir:
         server = LiveServer(sandbox_app)
@@ -722,17 +958,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             url = prepare_database(args.database_url, workdir)
             app = build_portal(url, server.url, max_retries=args.max_retries, backoff=args.backoff)
+            portal = LiveServer(app) if args.callbacks else None
             with app.app_context():
                 try:
-                    outcome = play(args, vk, http)
+                    outcome = play(args, vk, http, portal.url if portal else None)
                 finally:
+                    if portal is not None:
+                        portal.stop()
                     db.session.remove()
                     db.engine.dispose()
         finally:
             http.close()
             server.stop()
     print(
-        f"network={args.network} seed={args.seed} actions={args.actions} "
+        f"network={args.network} callbacks={'on' if args.callbacks else 'off'} "
+        f"seed={args.seed} actions={args.actions} "
         f"persons={args.persons} fault_rate={args.fault_rate} "
         f"seconds={time.perf_counter() - started:.1f}"
     )

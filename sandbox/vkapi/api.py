@@ -208,6 +208,71 @@ def faults() -> ResponseReturnValue:
     return jsonify({"armed": body})
 
 
+@bp.route("/control/callback-server", methods=["POST", "DELETE"])
+def callback_server() -> ResponseReturnValue:
+    """POST ``{"group_id", "url", "secret"?, "confirmation"}``: confirm and set the group's
+    Callback API server (400 with what the server answered if it is refused); DELETE
+    ``{"group_id"}`` (or ``?group_id=``): remove it."""
+    hub = vk_state().callbacks
+    try:
+        if request.method == "DELETE":
+            body = request.get_json(silent=True)
+            if not isinstance(body, dict):
+                body = {"group_id": _arg_group_id()}
+            group_id = _int(body, "group_id")
+            return jsonify({"group_id": group_id, "removed": hub.remove_server(group_id)})
+        body = _body()
+        group_id = _int(body, "group_id")
+        url = str(body.get("url", ""))
+        hub.set_server(
+            group_id,
+            url,
+            secret=str(body.get("secret") or ""),
+            confirmation=str(body.get("confirmation") or ""),
+        )
+    except ValueError as exc:
+        return _error(str(exc))
+    return jsonify({"group_id": group_id, "url": url, "confirmed": True})
+
+
+def _arg_group_id() -> int | None:
+    raw = request.args.get("group_id", "").strip()
+    return int(raw) if raw.lstrip("-").isdigit() else None
+
+
+@bp.route("/control/callback-faults", methods=["POST", "DELETE"])
+def callback_faults() -> ResponseReturnValue:
+    """POST ``{"drop"?, "duplicate"?, "delay"?, "seed"?}`` (shares 0..1): fault the Callback
+    API deliveries; DELETE: deliver normally again."""
+    hub = vk_state().callbacks
+    if request.method == "DELETE":
+        hub.clear_faults()
+        return jsonify({"cleared": True})
+    try:
+        body = _body()
+        shares = {name: body.get(name, 0.0) for name in ("drop", "duplicate", "delay")}
+        hub.set_faults(**shares, seed=_int(body, "seed", 0))
+    except ValueError as exc:
+        return _error(str(exc))
+    return jsonify({"faults": hub.faults(), "seed": body.get("seed", 0)})
+
+
+@bp.get("/control/callbacks")
+def callbacks_status() -> ResponseReturnValue:
+    """The Callback API servers, delivery counters, faults and the last deliveries."""
+    hub = vk_state().callbacks
+    servers = [{"group_id": s.group_id, "url": s.url} for s in hub.servers()]
+    return jsonify(
+        {
+            "mode": hub.mode,
+            "servers": servers,
+            "stats": hub.stats(),
+            "faults": hub.faults(),
+            "log": hub.log(limit=50),
+        }
+    )
+
+
 @bp.route("/control/counts", methods=["GET", "DELETE"])
 def counts() -> ResponseReturnValue:
     """GET: requests per method, "execute" and "total"; DELETE: start from zero."""

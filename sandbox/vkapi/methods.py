@@ -6,6 +6,7 @@ Each handler takes the state and the request's parameters (strings) and returns 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -371,6 +372,48 @@ def _comment_json(group: Group, post: Post, comment: Comment) -> dict[str, Any]:
     return data
 
 
+def wall_get_comment(vk: VkApiState, params: Params) -> dict[str, Any]:
+    """wall.getComment: one comment by id (``"deleted": true`` once deleted), as a list."""
+    owner_id = int_param(params, "owner_id")
+    comment_id = int_param(params, "comment_id", minimum=1)
+    if owner_id > 0:
+        # The sandbox has no comments on users' walls.
+        _check_user_wall(vk, owner_id)
+        raise invalid("comment_id is invalid")
+    group = vk.groups.get(-owner_id)
+    if group is None:
+        raise invalid("owner_id is invalid")
+    found = _find_comment(group, comment_id)
+    if found is None:
+        raise invalid("comment_id is invalid")
+    post, comment = found
+    if post.comments_closed:
+        raise VkError(212)
+    answer: dict[str, Any] = {
+        "items": [_comment_json(group, post, comment)],
+        "current_level_count": 1,
+        "can_post": 1,
+        "show_reply_button": True,
+        "groups_can_post": True,
+    }
+    if flag_param(params, "extended"):
+        authors = [] if comment.deleted else [comment.from_id]
+        answer.update(profiles=_profiles(vk, authors), groups=[group_json(group)])
+    return answer
+
+
+def _find_comment(group: Group, comment_id: int) -> tuple[Post, Comment] | None:
+    # Posts and comments share the wall's counter, so only posts older than the comment can
+    # hold it; newest first, as a checked comment is usually recent.
+    end = bisect.bisect_left(group.post_ids, comment_id)
+    for post_id in reversed(group.post_ids[:end]):
+        post = group.posts[post_id]
+        index = post.comment_index.get(comment_id)
+        if index is not None:
+            return post, post.comments[index]
+    return None
+
+
 def wall_get_reposts(vk: VkApiState, params: Params) -> dict[str, Any]:
     """wall.getReposts: the reposts of a group post, newest first, up to 1000 a page."""
     offset, count = paging(params, 20, 1000)
@@ -412,10 +455,11 @@ METHODS: dict[str, Handler] = {
     "wall.get": wall_get,
     "likes.getList": likes_get_list,
     "wall.getComments": wall_get_comments,
+    "wall.getComment": wall_get_comment,
     "wall.getReposts": wall_get_reposts,
     "users.get": users_get,
 }
 # VK refuses community tokens on these methods.
 USER_OR_SERVICE_ONLY = frozenset(
-    {"wall.get", "likes.getList", "wall.getComments", "wall.getReposts"}
+    {"wall.get", "likes.getList", "wall.getComments", "wall.getComment", "wall.getReposts"}
 )

@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.vkapi import callbacks
+from sandbox.vkapi.callbacks import CallbackHub
+
 API_VERSION = "5.199"
 TOKEN_KINDS = frozenset({"user", "service", "group"})
 DEACTIVATED_VALUES = frozenset({"deleted", "banned"})
@@ -186,7 +189,8 @@ class VkApiState:
 
     ``persons`` returns the sandbox persons; their VK ids come from
     ``person["networks"]["vk"]["user_id"]``. Every other positive id is a user with a
-    generated name.
+    generated name. ``callbacks`` pushes the changes made here to the groups' Callback API
+    servers (the generator's bulk changes are not events).
     """
 
     def __init__(self, persons: Callable[[], Iterable[dict[str, Any]]] | None = None) -> None:
@@ -194,6 +198,7 @@ class VkApiState:
         self._persons = persons or (lambda: ())
         self.rate_limit_per_second: float | None = DEFAULT_RATE_LIMIT
         self.tokens: dict[str, str] = {}
+        self.callbacks = CallbackHub()
         self._reset_data()
 
     def _reset_data(self) -> None:
@@ -212,9 +217,11 @@ class VkApiState:
         self._fault_codes: tuple[int, ...] = DEFAULT_FAULT_CODES
 
     def clear(self) -> None:
-        """Forget groups, users' flags, faults, counts and rate windows; keep tokens and limit."""
+        """Forget groups, users' flags, faults, counts, rate windows and callback servers;
+        keep tokens and limit."""
         with self.lock:
             self._reset_data()
+            self.callbacks.reset()
 
     # Users
 
@@ -331,6 +338,7 @@ class VkApiState:
                 return False
             group.member_set.add(user_id)
             bisect.insort(group.members, user_id)
+            self.callbacks.emit(group_id, "group_join", callbacks.group_join(user_id))
             return True
 
     def leave(self, group_id: int, user_id: int) -> bool:
@@ -342,6 +350,7 @@ class VkApiState:
                 return False
             group.member_set.discard(user_id)
             del group.members[bisect.bisect_left(group.members, user_id)]
+            self.callbacks.emit(group_id, "group_leave", callbacks.group_leave(user_id))
             return True
 
     def like(self, group_id: int, post_id: int, user_id: int) -> bool:
@@ -353,6 +362,8 @@ class VkApiState:
                 return False
             post.liker_set.add(user_id)
             post.likers.append(user_id)
+            like = callbacks.like_object(group_id, post_id, user_id)
+            self.callbacks.emit(group_id, "like_add", like)
             return True
 
     def unlike(self, group_id: int, post_id: int, user_id: int) -> bool:
@@ -364,6 +375,8 @@ class VkApiState:
                 return False
             post.liker_set.discard(user_id)
             post.likers.remove(user_id)
+            like = callbacks.like_object(group_id, post_id, user_id)
+            self.callbacks.emit(group_id, "like_remove", like)
             return True
 
     def comment(
@@ -382,6 +395,10 @@ class VkApiState:
             post.comment_index[comment.id] = len(post.comments)
             post.comments.append(comment)
             post.live_comments += 1
+            reply = callbacks.comment_object(
+                group_id, post_id, comment.id, user_id, comment.date, text
+            )
+            self.callbacks.emit(group_id, "wall_reply_new", reply)
             return comment.id
 
     def find_comment(self, group_id: int, post_id: int, comment_id: int) -> Comment:
@@ -393,14 +410,20 @@ class VkApiState:
                 raise ValueError(f"no comment {comment_id} on post {post_id}")
             return post.comments[index]
 
-    def delete_comment(self, group_id: int, post_id: int, comment_id: int) -> bool:
-        """Delete the comment (it stays in place as deleted); False if it already was."""
+    def delete_comment(
+        self, group_id: int, post_id: int, comment_id: int, *, deleter_id: int | None = None
+    ) -> bool:
+        """Delete the comment (it stays in place as deleted); False if it already was.
+        ``deleter_id`` (default: the author) is who the callback event names."""
         with self.lock:
             comment = self.find_comment(group_id, post_id, comment_id)
             if comment.deleted:
                 return False
             comment.deleted = True
             self.post(group_id, post_id).live_comments -= 1
+            deleter = comment.from_id if deleter_id is None else deleter_id
+            gone = callbacks.reply_delete_object(group_id, post_id, comment_id, deleter)
+            self.callbacks.emit(group_id, "wall_reply_delete", gone)
             return True
 
     def repost(self, group_id: int, post_id: int, user_id: int, *, date: int | None = None) -> int:
@@ -411,7 +434,9 @@ class VkApiState:
             existing = post.repost_by_user.get(user_id)
             if existing is not None:
                 return existing.id
-            return self._add_repost(group_id, post, user_id, _now(date)).id
+            repost = self._add_repost(group_id, post, user_id, _now(date))
+            self.callbacks.emit(group_id, "wall_repost", self._repost_object(repost))
+            return repost.id
 
     def delete_repost(self, group_id: int, post_id: int, user_id: int) -> bool:
         """Delete the user's repost of the post; False if there was none."""
@@ -454,7 +479,7 @@ class VkApiState:
                 raise ValueError("delete-comment needs a comment_id")
             if self.find_comment(group_id, post_id, comment_id).from_id != user_id:
                 raise ValueError(f"comment {comment_id} is not {name}'s")
-            changed = self.delete_comment(group_id, post_id, comment_id)
+            changed = self.delete_comment(group_id, post_id, comment_id, deleter_id=user_id)
             return {"changed": changed, "message": f"{name} deleted comment {comment_id}."}
         if action == "repost":
             with self.lock:
@@ -477,6 +502,12 @@ class VkApiState:
         post.repost_by_user[user_id] = repost
         self.walls.setdefault(user_id, []).append(repost)
         return repost
+
+    def _repost_object(self, repost: Repost) -> dict[str, Any]:
+        # The new post as wall.get shows it; imported here as methods imports this module.
+        from sandbox.vkapi.methods import repost_json
+
+        return repost_json(self, repost)
 
     def _remove_repost(self, post: Post, repost: Repost) -> None:
         post.reposts.remove(repost)

@@ -15,6 +15,7 @@ from sandbox.vkapi.model import Group
 bp = Blueprint("vkapi_tester", __name__, url_prefix="/vk-api")
 
 POSTS_PER_PAGE = 20
+CALLBACK_ROWS = 8
 
 
 def _arg_int(source: Any, name: str) -> int | None:
@@ -58,11 +59,30 @@ def page() -> ResponseReturnValue:
         groups=group_rows,
         group=selected,
         posts=posts,
+        callback=_callback(selected["id"]) if selected else None,
         offset=offset,
         per_page=POSTS_PER_PAGE,
         message=request.args.get("message", ""),
         error=request.args.get("error", ""),
     )
+
+
+def _callback(group_id: int) -> dict[str, Any]:
+    """The group's Callback API server and its last deliveries (confirmation included)."""
+    hub = vk_state().callbacks
+    server = hub.server(group_id)
+    rows = [
+        {
+            "time": datetime.fromtimestamp(row["time"], UTC).strftime("%H:%M:%S"),
+            "type": row["type"],
+            "attempt": row["attempt"],
+            "status": row["status"],
+            "outcome": "ok" if row["ok"] else (row["answer"] or "(empty answer)"),
+            "ok": row["ok"],
+        }
+        for row in hub.log(group_id, limit=CALLBACK_ROWS)
+    ]
+    return {"url": server.url if server else None, "mode": hub.mode, "deliveries": rows}
 
 
 def _posts(group: Group, user_id: int, offset: int) -> list[dict[str, Any]]:
