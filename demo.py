@@ -8,8 +8,11 @@ imports the sandbox: only this does.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import threading
+import time
 from pathlib import Path
 
 import click
@@ -27,12 +30,16 @@ from sandbox.portal import portal_settings, register_portal
 
 INSTANCE = Path(__file__).resolve().parent / "instance"
 DEMO_ENV = INSTANCE / "demo.env"
+log = logging.getLogger("demo")
 DEMO_KEY = INSTANCE / "demo-apple-key.p8"
 DEMO_PUBLIC_URL = os.environ.get("DEMO_PUBLIC_URL", "http://127.0.0.1:5000")
 SANDBOX_PREFIX = "/sandbox"
 DEMO_MARKETER = "marketer@demo.example.com"
 DEMO_VK_GROUP = 1
 DEMO_VK_TOKEN = "demo-vk-service-token"  # noqa: S105 - the sandbox's own token
+# The demo community's Callback API settings, as VK's community settings page would show them.
+DEMO_VK_CALLBACK_SECRET = "demoCallbackSecret1"  # noqa: S105 - the sandbox's own
+DEMO_VK_CALLBACK_CONFIRMATION = "d3m0c0nf"
 
 
 def ensure_demo_env() -> dict[str, str]:
@@ -99,6 +106,8 @@ def create_demo_app() -> Flask:
     register_portal(sandbox.extensions["sandbox"], [config["PUBLIC_URL"]])
     seed_vk_group(sandbox.extensions["sandbox"])
     portal.wsgi_app = DispatcherMiddleware(portal.wsgi_app, {SANDBOX_PREFIX: sandbox})
+    if serving():
+        connect_vk_callbacks(sandbox.extensions["sandbox"], config["PUBLIC_URL"])
     portal.cli.add_command(demo_seed)
     return portal
 
@@ -114,6 +123,36 @@ def seed_vk_group(state) -> None:
         vk.join(DEMO_VK_GROUP, person["networks"]["vk"]["user_id"])
 
 
+def serving() -> bool:
+    """True in `flask run` (not in `flask db upgrade`, `demo-seed` and the like)."""
+    command = click.get_current_context(silent=True)
+    return command is None or command.info_name == "run"
+
+
+def connect_vk_callbacks(state, public_url: str) -> threading.Thread:
+    """Point the sandbox community's Callback API at the portal once the portal answers: VK
+    confirms a server by calling it, so the server must be up first."""
+
+    def connect() -> None:
+        for _ in range(100):
+            try:
+                state.vk.callbacks.set_server(
+                    DEMO_VK_GROUP,
+                    f"{public_url}/hooks/vk",
+                    secret=DEMO_VK_CALLBACK_SECRET,
+                    confirmation=DEMO_VK_CALLBACK_CONFIRMATION,
+                )
+                log.info("VK callbacks of the demo community go to %s/hooks/vk", public_url)
+                return
+            except ValueError:
+                time.sleep(0.2)  # the server is not listening yet
+        log.warning("the demo's VK callbacks could not be confirmed; polling still works")
+
+    thread = threading.Thread(target=connect, name="demo-vk-callbacks", daemon=True)
+    thread.start()
+    return thread
+
+
 @click.command("demo-seed")
 @with_appcontext
 def demo_seed() -> None:
@@ -122,13 +161,22 @@ def demo_seed() -> None:
 
     from app.extensions import db
     from app.models import StaffUser, TrackedGroup
-    from app.services.groups import add_group
+    from app.services.groups import add_group, set_callbacks
     from app.services.offers import install_seed_offers
     from app.services.staff import create_staff
 
     install_seed_offers()
-    if db.session.scalar(select(TrackedGroup).where(TrackedGroup.network == "vk")) is None:
-        add_group("vk", str(DEMO_VK_GROUP), "Loyalink Club", DEMO_VK_TOKEN, interval_seconds=10)
+    group = db.session.scalar(select(TrackedGroup).where(TrackedGroup.network == "vk"))
+    if group is None:
+        group = add_group(
+            "vk", str(DEMO_VK_GROUP), "Loyalink Club", DEMO_VK_TOKEN, interval_seconds=10
+        )
+    if group.callback_confirmation is None:
+        set_callbacks(
+            group.id,
+            secret=DEMO_VK_CALLBACK_SECRET,
+            confirmation=DEMO_VK_CALLBACK_CONFIRMATION,
+        )
     password = os.environ.get("DEMO_MARKETER_PASSWORD", "demo-marketer-password")
     if db.session.scalar(select(StaffUser).where(StaffUser.email == DEMO_MARKETER)) is None:
         create_staff(DEMO_MARKETER, password, "marketer")
@@ -137,5 +185,6 @@ def demo_seed() -> None:
         f"  Sandbox:  {DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/ (Apple ID persons, notifications)\n"
         f"  Staff:    {DEMO_PUBLIC_URL}/staff/ as {DEMO_MARKETER} / {password}\n"
         f"  VK group: act as a person at {DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/vk-api/tester;\n"
-        f"            the scheduler collects every 10 s (see {DEMO_PUBLIC_URL}/ops/runs)\n"
+        f"            the like reaches the portal at once through VK's Callback API, and\n"
+        f"            the scheduler reconciles every 10 s (see {DEMO_PUBLIC_URL}/ops/runs)\n"
     )
