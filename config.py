@@ -145,6 +145,11 @@ class Config:
         self.SCHEDULER_TICK_SECONDS = _env_int("SCHEDULER_TICK_SECONDS", 5)
         self.SCHEDULER_LEASE_SECONDS = _env_int("SCHEDULER_LEASE_SECONDS", 30)
         self.TELEGRAM_AUTH_MAX_AGE_SECONDS = _env_int("TELEGRAM_AUTH_MAX_AGE_SECONDS", 300)
+        self.TELEGRAM_MAX_RETRIES = _env_int("TELEGRAM_MAX_RETRIES", 5)
+        # The first retry waits this long, doubling each time; a 429's retry_after is honoured.
+        self.TELEGRAM_BACKOFF_SECONDS = float(_env("TELEGRAM_BACKOFF_SECONDS", "0.5") or 0.5)
+        # getUpdates' long-polling timeout (whole seconds; 0 answers at once).
+        self.TELEGRAM_POLL_TIMEOUT_SECONDS = _env_int("TELEGRAM_POLL_TIMEOUT_SECONDS", 1)
         # Linking a profile asks for a fresh sign-in when the session is older than this.
         self.REAUTH_MAX_AGE_SECONDS = _env_int("REAUTH_MAX_AGE_SECONDS", 900)
         # Proxies in front of the portal whose X-Forwarded-For/-Proto are trusted (0: none).

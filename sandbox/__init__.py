@@ -9,7 +9,11 @@ from sandbox.apple import bp
 from sandbox.networks import control, mailru, oidc, ok, telegram_widget, vkid, yandex
 from sandbox.networks.common import NETWORK_TITLES
 from sandbox.networks.persons import bp as persons_bp
+from sandbox.okapi import api as okapi
+from sandbox.okapi import tester as okapi_tester
 from sandbox.state import APPLE_ISSUER, SandboxState
+from sandbox.telegram_bot import api as telegram_bot
+from sandbox.telegram_bot import tester as telegram_bot_tester
 from sandbox.vkapi import api as vkapi
 from sandbox.vkapi import tester as vkapi_tester
 
@@ -29,6 +33,10 @@ NETWORK_BLUEPRINTS = (
     control.bp,
     vkapi.bp,
     vkapi_tester.bp,
+    okapi.bp,
+    okapi_tester.bp,
+    telegram_bot.bp,
+    telegram_bot_tester.bp,
 )
 
 

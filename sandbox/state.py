@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sandbox.keys import SigningKey, b64url
 from sandbox.networks.store import NetworkStore
+from sandbox.okapi.model import OkApiState
+from sandbox.telegram_bot.model import TelegramBotState
 from sandbox.vkapi.model import VkApiState
 
 APPLE_ISSUER = "https://appleid.apple.com"
@@ -185,6 +187,10 @@ class SandboxState:
         self.persons: list[dict[str, Any]] = [_normalize_person(p) for p in source]
         # VK API data; reset() keeps it (vk.clear() forgets it).
         self.vk = VkApiState(persons=lambda: self.persons)
+        # Telegram Bot API data; reset() keeps it (telegram.clear() forgets it).
+        self.telegram = TelegramBotState(persons=lambda: self.persons)
+        # OK API data, kept by reset() the same way (ok.clear() forgets it).
+        self.ok = OkApiState(persons=lambda: self.persons)
         self.lock = threading.RLock()
         self.clients: dict[str, AppleClient] = {}
         self.codes: dict[str, AuthorizationCode] = {}

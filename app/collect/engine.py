@@ -152,7 +152,7 @@ def _stream_cycle(
             run.items_read += batch.items_read
             if batch.cursor == group.cursor and not batch.changes:
                 break
-            run.events_found += apply_stream_changes(group, batch.changes, cursor=batch.cursor)
+            apply_stream_changes(group, batch.changes, cursor=batch.cursor, run=run)
             if not acquire(f"collect:{group.id}", HOLDER, RUN_LEASE_SECONDS):
                 raise LeaseLost(f"another process took over group {group.id}; this run stops")
     except CollectorError as exc:
@@ -164,9 +164,14 @@ def _stream_cycle(
 
 
 def apply_stream_changes(
-    group: TrackedGroup, changes: Sequence[StreamChange], *, cursor: str | None = None
+    group: TrackedGroup,
+    changes: Sequence[StreamChange],
+    *,
+    cursor: str | None = None,
+    run: CollectionRun | None = None,
 ) -> int:
-    """Record the changes' events and their effects, and the new cursor, in one transaction.
+    """Record the changes' events and their effects, and the new cursor (and the run's count),
+    in one transaction.
 
     Each change's key is its event key: a change fetched or pushed again adds nothing.
     Returns how many events were new.
@@ -187,6 +192,8 @@ def apply_stream_changes(
     result = process_events(events)
     if cursor is not None:
         group.cursor = cursor
+    if run is not None:
+        run.events_found += result.recorded
     db.session.commit()
     return result.recorded
 

@@ -8,9 +8,15 @@ from typing import Any
 import requests
 
 from app.collect.base import Collector
+from app.collect.ok import OKCollector
+from app.collect.telegram import TelegramCollector
 from app.collect.vk import VKCollector
 
-COLLECTORS: dict[str, type[Collector]] = {"vk": VKCollector}
+COLLECTORS: dict[str, type[Collector]] = {
+    "vk": VKCollector,
+    "ok": OKCollector,
+    "telegram": TelegramCollector,
+}
 
 
 def collector_for(network: str, config: Mapping[str, Any], http: requests.Session) -> Collector:

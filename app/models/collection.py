@@ -96,6 +96,21 @@ class ActivityMark(db.Model):
     by_callback: Mapped[bool] = mapped_column(default=False)
 
 
+class DiscussionThread(db.Model):
+    """Which channel post a Telegram discussion-group message (its automatic forward) stands
+    for: reactions and comments name only the discussion message, and the Bot API cannot
+    fetch a message, so the collector remembers the forwards it has seen."""
+
+    __tablename__ = "discussion_threads"
+
+    tracked_group_id: Mapped[int] = mapped_column(
+        ForeignKey("tracked_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    chat_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    post_id: Mapped[str] = mapped_column(String(64))
+
+
 class CollectionRun(db.Model):
     __tablename__ = "collection_runs"
 

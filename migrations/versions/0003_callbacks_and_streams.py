@@ -1,4 +1,4 @@
-"""VK callbacks (confirmation, secret, activity marks) and pushed streams' cursor
+"""VK callbacks (confirmation, secret, activity marks); pushed streams' cursor and threads
 
 Revision ID: 0003
 Revises: 0002
@@ -44,9 +44,26 @@ def upgrade():
             name=op.f("pk_activity_marks"),
         ),
     )
+    op.create_table(
+        "discussion_threads",
+        sa.Column("tracked_group_id", sa.Integer(), nullable=False),
+        sa.Column("chat_id", sa.String(length=64), nullable=False),
+        sa.Column("message_id", sa.String(length=64), nullable=False),
+        sa.Column("post_id", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tracked_group_id"],
+            ["tracked_groups.id"],
+            name=op.f("fk_discussion_threads_tracked_group_id_tracked_groups"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "tracked_group_id", "chat_id", "message_id", name=op.f("pk_discussion_threads")
+        ),
+    )
 
 
 def downgrade():
+    op.drop_table("discussion_threads")
     op.drop_table("activity_marks")
     with op.batch_alter_table("tracked_groups") as batch:
         batch.drop_column("callback_secret_encrypted")

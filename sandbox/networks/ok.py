@@ -22,6 +22,8 @@ from sandbox.networks.common import (
     token_endpoint,
 )
 from sandbox.networks.persons import avatar_url, full_name, person_on, profile
+from sandbox.okapi import methods as okapi_methods
+from sandbox.okapi.api import answer as okapi_answer
 
 NETWORK = "ok"
 TOKEN_LIFETIME = 1800
@@ -80,11 +82,14 @@ def _exchange() -> dict[str, Any]:
 
 @api_bp.route("/fb.do", methods=["GET", "POST"])
 def api() -> ResponseReturnValue:
-    """The REST API, with just users.getCurrentUser; every call is signed."""
+    """The REST API: users.getCurrentUser here, the group data methods in sandbox.okapi;
+    every call is signed."""
     params = request.values.to_dict()
     client = store().client_by_extra(NETWORK, "application_key", params.get("application_key", ""))
     if client is None:
         return _api_error(101)
+    if params.get("method") in okapi_methods.METHODS:  # group data: sandbox.okapi
+        return okapi_answer(params, client.client_secret or "")
     access_token = params.get("access_token", "")
     token = store().access_token(NETWORK, access_token, client.client_id)
     person = person_on(NETWORK, token.person) if token is not None else None

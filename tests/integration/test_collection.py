@@ -20,45 +20,9 @@ from app.models import Event as EventRow
 from app.models.types import utcnow
 from app.services.groups import GroupError, add_group
 from app.services.ledger import balance
-from app.services.offers import install_seed_offers
+from tests.integration.conftest import ANNA, BORIS, CHEN, GROUP, TOKEN
 
 pytestmark = pytest.mark.database
-
-GROUP = 4242
-TOKEN = "vk-service-token-test"
-ANNA, BORIS, CHEN = 1001001, 1001002, 1001003
-
-
-@pytest.fixture
-def vk(sandbox):
-    state = sandbox.state.vk
-    state.clear()
-    state.rate_limit_per_second = None
-    state.register_token(TOKEN, kind="service")
-    state.create_group(GROUP, "Loyalink Club")
-    for user in (ANNA, BORIS, CHEN):
-        state.join(GROUP, user)
-    yield state
-    state.clear()
-
-
-@pytest.fixture
-def collecting(settings, sandbox, vk):
-    settings.update(
-        VK_API_URL=f"{sandbox.url}/vk-api",
-        VK_REQUESTS_PER_SECOND=1000,
-        HTTP_TIMEOUT_SECONDS=2,
-        VK_BACKOFF_SECONDS=0.01,
-    )
-    return settings
-
-
-@pytest.fixture
-def ctx(collecting, app):
-    with app.app_context():
-        install_seed_offers()
-        yield app
-        app_db.session.remove()
 
 
 def member_for(vk_user: int) -> int:

@@ -19,18 +19,8 @@ from app.models import CollectionRun, ProviderNotification, TrackedGroup
 from app.models.types import utcnow
 from app.services.groups import GroupError, set_callbacks
 from app.services.ledger import balance
-from tests.integration.test_collection import (  # noqa: F401 - fixtures
-    ANNA,
-    BORIS,
-    GROUP,
-    TOKEN,
-    collecting,
-    ctx,
-    events,
-    member_for,
-    tracked,
-    vk,
-)
+from tests.integration.conftest import ANNA, BORIS, GROUP, TOKEN
+from tests.integration.test_collection import events, member_for, tracked
 
 pytestmark = pytest.mark.database
 

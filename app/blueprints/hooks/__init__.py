@@ -2,4 +2,4 @@ from flask import Blueprint
 
 bp = Blueprint("hooks", __name__)
 
-from app.blueprints.hooks import views, vk  # noqa: E402, F401
+from app.blueprints.hooks import telegram, views, vk  # noqa: E402, F401
