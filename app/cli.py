@@ -10,6 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
+from app.collect.base import CollectorError
 from app.extensions import db
 from app.models import Handoff, LinkedProfile, StaffRole, TrackedGroup
 from app.models.types import utcnow
@@ -22,6 +23,8 @@ from app.services.groups import (
     groups_with_last_success,
     remove_group,
     set_callbacks,
+    start_telegram_webhook,
+    stop_telegram_webhook,
 )
 from app.services.ledger import expire_points
 from app.services.offers import install_seed_offers, save_offer
@@ -151,6 +154,25 @@ def callbacks_command(tracked_group_id, secret, confirmation, off) -> None:
     except GroupError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"VK group {group.group_id} callbacks accepted at /hooks/vk.")
+
+
+@groups_cli.command("webhook")
+@click.argument("tracked_group_id", type=int)
+@click.option("--url", help="The portal's public URL of /hooks/telegram/<id>, https.")
+@click.option("--off", is_flag=True, help="Stop the webhook; scheduled polling reads again.")
+def webhook_command(tracked_group_id, url, off) -> None:
+    """Have Telegram push a tracked channel's updates to the portal instead of polling."""
+    try:
+        if off:
+            stop_telegram_webhook(tracked_group_id)
+            click.echo(f"Telegram webhook of group #{tracked_group_id} removed; polling resumes.")
+            return
+        if not url:
+            raise click.UsageError("give --url (or --off)")
+        start_telegram_webhook(tracked_group_id, url)
+    except (GroupError, CollectorError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Telegram pushes group #{tracked_group_id}'s updates to {url}.")
 
 
 @groups_cli.command("list")

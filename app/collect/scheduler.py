@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app.collect.engine import HOLDER, collect_group
 from app.collect.leases import acquire
@@ -28,7 +28,8 @@ LEASE = "scheduler"
 
 
 def due_groups() -> list[int]:
-    """Groups whose last run started at least their interval ago (or never ran)."""
+    """Groups whose last run started at least their interval ago (or never ran); not a
+    Telegram channel whose updates come by webhook (Telegram refuses getUpdates then)."""
     last = (
         select(CollectionRun.tracked_group_id, func.max(CollectionRun.started_at).label("at"))
         .group_by(CollectionRun.tracked_group_id)
@@ -36,8 +37,13 @@ def due_groups() -> list[int]:
     )
     now = utcnow()
     rows = db.session.execute(
-        select(TrackedGroup.id, TrackedGroup.interval_seconds, last.c.at).outerjoin(
-            last, last.c.tracked_group_id == TrackedGroup.id
+        select(TrackedGroup.id, TrackedGroup.interval_seconds, last.c.at)
+        .outerjoin(last, last.c.tracked_group_id == TrackedGroup.id)
+        .where(
+            or_(
+                TrackedGroup.network != "telegram",
+                TrackedGroup.callback_secret_encrypted.is_(None),
+            )
         )
     )
     return [

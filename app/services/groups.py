@@ -100,6 +100,36 @@ def clear_callbacks(tracked_group_id: int) -> TrackedGroup:
     return group
 
 
+def _telegram_group(tracked_group_id: int) -> TrackedGroup:
+    group = db.session.get(TrackedGroup, tracked_group_id)
+    if group is None:
+        raise GroupError(f"no tracked group has id {tracked_group_id}")
+    if group.network != "telegram":
+        raise GroupError(f"webhooks are Telegram's; group #{group.id} is on {group.network}")
+    return group
+
+
+def start_telegram_webhook(tracked_group_id: int, url: str) -> TrackedGroup:
+    """Telegram pushes the channel's updates to `url` (/hooks/telegram/<id>, https in
+    production); scheduled polling of the group stops, as Telegram allows one or the other."""
+    from app.collect.telegram import set_webhook
+
+    group = _telegram_group(tracked_group_id)
+    expected = f"/hooks/telegram/{group.id}"
+    if not url.startswith(("https://", "http://")) or not url.rstrip("/").endswith(expected):
+        raise GroupError(f"the webhook URL must be the portal's {expected}, got {url!r}")
+    set_webhook(group, url)
+    return group
+
+
+def stop_telegram_webhook(tracked_group_id: int) -> TrackedGroup:
+    from app.collect.telegram import delete_webhook
+
+    group = _telegram_group(tracked_group_id)
+    delete_webhook(group)
+    return group
+
+
 def remove_group(tracked_group_id: int) -> None:
     group = db.session.get(TrackedGroup, tracked_group_id)
     if group is None:

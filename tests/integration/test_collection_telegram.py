@@ -321,3 +321,51 @@ def test_the_accuracy_driver_finds_every_change_once(capsys, mode):
     assert (missing, extra, ledger_mismatch) == (0, 0, 0), output
     assert expected > 0 and found == expected
     assert status == 0
+
+
+@pytest.mark.database
+def test_the_webhook_command_switches_polling_off_and_on(ctx, tg):
+    from app.collect.scheduler import due_groups
+
+    group_id = tracked()
+    runner = ctx.test_cli_runner()
+    refused = runner.invoke(
+        args=["groups", "webhook", str(group_id), "--url", "https://portal.example/elsewhere"]
+    )
+    assert refused.exit_code != 0 and f"/hooks/telegram/{group_id}" in refused.output
+    assert group_id in due_groups()
+
+    # Nothing listens on port 9: the sandbox keeps the updates for later, as Telegram would.
+    hook = f"http://127.0.0.1:9/hooks/telegram/{group_id}"
+    started_hook = runner.invoke(args=["groups", "webhook", str(group_id), "--url", hook])
+    assert started_hook.exit_code == 0, started_hook.output
+    assert tg.webhook_info(TOKEN)["url"] == hook
+    assert group_id not in due_groups(), "Telegram refuses getUpdates while a webhook is set"
+
+    stopped = runner.invoke(args=["groups", "webhook", str(group_id), "--off"])
+    assert stopped.exit_code == 0, stopped.output
+    assert tg.webhook_info(TOKEN)["url"] == ""
+    assert group_id in due_groups()
+
+
+@pytest.mark.database
+def test_a_channel_is_added_by_its_negative_chat_id_on_the_command_line(ctx, tg):
+    runner = ctx.test_cli_runner()
+    added = runner.invoke(
+        args=[
+            "groups",
+            "add",
+            "--network",
+            "telegram",
+            "--group-id",
+            str(CHANNEL),
+            "--token",
+            TOKEN,
+        ]
+    )
+    assert added.exit_code == 0, added.output
+    assert f"telegram group {CHANNEL}" in added.output
+    wrong = runner.invoke(
+        args=["groups", "add", "--network", "telegram", "--group-id", "@news", "--token", TOKEN]
+    )
+    assert wrong.exit_code != 0 and "chat id" in wrong.output

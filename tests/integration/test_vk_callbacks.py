@@ -326,3 +326,28 @@ def test_callback_settings_are_checked(ctx, vk, secret, confirmation, message):
     tracked_id = tracked()
     with pytest.raises(GroupError, match=message):
         set_callbacks(tracked_id, secret=secret, confirmation=confirmation)
+
+
+def test_the_callbacks_command_turns_callbacks_on_and_off(ctx, client, vk):
+    tracked_id = tracked()
+    runner = ctx.test_cli_runner()
+    missing = runner.invoke(args=["groups", "callbacks", str(tracked_id), "--secret", SECRET])
+    assert missing.exit_code != 0 and "--confirmation" in missing.output
+    on = runner.invoke(
+        args=[
+            "groups",
+            "callbacks",
+            str(tracked_id),
+            "--secret",
+            SECRET,
+            "--confirmation",
+            CONFIRMATION,
+        ]
+    )
+    assert on.exit_code == 0, on.output
+    answer = client.post("/hooks/vk", json={"type": "confirmation", "group_id": GROUP})
+    assert answer.get_data(as_text=True) == CONFIRMATION
+    off = runner.invoke(args=["groups", "callbacks", str(tracked_id), "--off"])
+    assert off.exit_code == 0, off.output
+    answer = client.post("/hooks/vk", json={"type": "confirmation", "group_id": GROUP})
+    assert answer.status_code == 404
