@@ -135,3 +135,24 @@ def network_sign_in(client, slug: str, person: str):
     """The whole round trip through a network; returns the portal's answer to the callback."""
     callback = choose_person(start_sign_in(client, slug), person)
     return client.get(local_path(callback))
+
+
+def linked_member(network: str, subject: object) -> int:
+    """A member of the programme with one linked social profile; their id. Needs an app
+    context."""
+    from app.extensions import db
+    from app.models import LinkedProfile, Member
+    from app.models.types import utcnow
+
+    now = utcnow()
+    member = Member(
+        first_name=str(subject),
+        terms_version="t",
+        terms_accepted_at=now,
+        data_processing_accepted_at=now,
+    )
+    db.session.add(member)
+    db.session.flush()
+    db.session.add(LinkedProfile(member_id=member.id, network=network, subject=str(subject)))
+    db.session.commit()
+    return member.id

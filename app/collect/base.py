@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,42 @@ class GroupTarget:
 
 
 Progress = Callable[[str, int], None]
+
+
+class Pacer:
+    """Requests to one network paced under its rate, and retried with doubling waits."""
+
+    MAX_WAIT = 30.0
+
+    def __init__(
+        self,
+        *,
+        per_second: float = 0.0,
+        max_retries: int,
+        backoff_seconds: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # A tenth of headroom: pacing exactly at the limit meets the network's own clock as a
+        # rate error.
+        self.interval = 1.1 / per_second if per_second > 0 else 0.0
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+        self.sleep = sleep
+        self.clock = clock
+        self._last_request = 0.0
+
+    def pace(self) -> None:
+        """Wait until the next request keeps to the rate."""
+        wait = self._last_request + self.interval - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+        self._last_request = self.clock()
+
+    def back_off(self, attempt: int, *, at_least: float = 0.0) -> None:
+        """Wait before retry `attempt + 1`; nothing after the last attempt."""
+        if attempt < self.max_retries:
+            self.sleep(max(at_least, min(self.MAX_WAIT, self.backoff_seconds * 2**attempt)))
 
 
 class CollectorError(Exception):

@@ -30,6 +30,7 @@ from app.collect.base import (
     CollectorError,
     GroupReading,
     GroupTarget,
+    Pacer,
     PostActivity,
     Progress,
 )
@@ -98,13 +99,13 @@ class OKCollector(Collector):
         self.application_key = application_key or ""
         self.secret_key = secret_key or ""
         self.timeout = timeout
-        # A tenth of headroom: pacing exactly at the limit meets OK's clock as flood control.
-        self.interval = 1.1 / per_second if per_second > 0 else 0.0
-        self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
-        self.sleep = sleep
-        self.clock = clock
-        self._last_request = 0.0
+        self.pacer = Pacer(
+            per_second=per_second,
+            max_retries=max_retries,
+            backoff_seconds=backoff_seconds,
+            sleep=sleep,
+            clock=clock,
+        )
         self._token = ""
 
     @classmethod
@@ -277,8 +278,8 @@ class OKCollector(Collector):
             **{key: str(value) for key, value in params.items()},
         }
         signed["sig"] = ok_signature(signed, self._token, self.secret_key)
-        for attempt in range(self.max_retries + 1):
-            self._pace()
+        for attempt in range(self.pacer.max_retries + 1):
+            self.pacer.pace()
             reading.requests += 1
             try:
                 response = self.http.post(
@@ -290,7 +291,7 @@ class OKCollector(Collector):
             except (requests.RequestException, ValueError) as exc:
                 reading.retries += 1
                 log.info("OK %s: %s, retrying", method, type(exc).__name__)
-                self._back_off(attempt)
+                self.pacer.back_off(attempt)
                 continue
             if not (isinstance(body, dict) and body.get("error_code")):
                 return body
@@ -298,19 +299,11 @@ class OKCollector(Collector):
             if code in RETRYABLE:
                 reading.retries += 1
                 log.info("OK %s: error %s, retrying", method, code)
-                self._back_off(attempt)
+                self.pacer.back_off(attempt)
                 continue
             if code in SKIPPABLE:
                 raise _Skipped(code, str(body.get("error_msg", "")))
             raise CollectorError(f"OK refused {method}: error {code} {body.get('error_msg', '')}")
-        raise CollectorError(f"OK {method} kept failing after {self.max_retries + 1} attempts")
-
-    def _pace(self) -> None:
-        wait = self._last_request + self.interval - self.clock()
-        if wait > 0:
-            self.sleep(wait)
-        self._last_request = self.clock()
-
-    def _back_off(self, attempt: int) -> None:
-        if attempt < self.max_retries:  # no point waiting after the last attempt
-            self.sleep(min(30.0, self.backoff_seconds * 2**attempt))
+        raise CollectorError(
+            f"OK {method} kept failing after {self.pacer.max_retries + 1} attempts"
+        )

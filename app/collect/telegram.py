@@ -50,6 +50,7 @@ from sqlalchemy import select
 from app.collect.base import (
     CollectorError,
     GroupTarget,
+    Pacer,
     Progress,
     StreamBatch,
     StreamChange,
@@ -67,7 +68,6 @@ PAGE = 100
 MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
 # Longer waits than this fail the run instead: the next scheduled cycle comes sooner.
 MAX_RETRY_AFTER = 60
-MAX_BACKOFF = 30.0
 
 ThreadKey = tuple[int, int]  # (discussion chat id, message id of the automatic forward)
 
@@ -311,11 +311,10 @@ class TelegramCollector(StreamCollector):
         self.http = http
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
+        # Telegram sets no fixed rate for getUpdates: requests are not paced, only retried.
+        self.pacer = Pacer(max_retries=max_retries, backoff_seconds=backoff_seconds, sleep=sleep)
         self.poll_timeout = max(0, int(poll_timeout))
         self.threads: ThreadStore = threads if threads is not None else DatabaseThreads()
-        self.sleep = sleep
         self._discussion: dict[str, int | None] = {}
         self._known: dict[ThreadKey, str] = {}
 
@@ -395,7 +394,7 @@ class TelegramCollector(StreamCollector):
         # A long poll legitimately takes its timeout before answering.
         timeout = self.timeout + float(params.get("timeout", 0) or 0)
         last = ""
-        for attempt in range(self.max_retries + 1):
+        for attempt in range(self.pacer.max_retries + 1):
             if attempt:
                 batch.retries += 1
             batch.requests += 1
@@ -419,22 +418,19 @@ class TelegramCollector(StreamCollector):
                 continue
             raise CollectorError(_refusal(method, status, description))
         raise CollectorError(
-            f"Telegram {method} failed {self.max_retries + 1} times (last: {last}); "
+            f"Telegram {method} failed {self.pacer.max_retries + 1} times (last: {last}); "
             "the next cycle tries again from the same place"
         )
 
     def _wait(self, attempt: int, retry_after: int | None, method: str, error: str) -> None:
-        if attempt >= self.max_retries:
+        if attempt >= self.pacer.max_retries:
             return
         if retry_after is not None and retry_after > MAX_RETRY_AFTER:
             raise CollectorError(
                 f"Telegram asks to wait {retry_after} s before {method}; the next cycle tries again"
             )
-        delay = min(MAX_BACKOFF, self.backoff_seconds * 2**attempt)
-        if retry_after is not None:
-            delay = max(delay, float(retry_after))
-        log.warning("Telegram %s: %s; retrying in %.2f s", method, error, delay)
-        self.sleep(delay)
+        log.warning("Telegram %s: %s; retrying", method, error)
+        self.pacer.back_off(attempt, at_least=float(retry_after or 0))
 
 
 def _channel_id(target: GroupTarget) -> int:

@@ -25,6 +25,7 @@ from app.collect.base import (
     CollectorError,
     GroupReading,
     GroupTarget,
+    Pacer,
     PostActivity,
     Progress,
 )
@@ -76,13 +77,13 @@ class VKCollector(Collector):
         self.api_url = api_url.rstrip("/")
         self.version = version
         self.timeout = timeout
-        # A tenth of headroom: pacing exactly at the limit meets VK's own clock as error 6.
-        self.interval = 1.1 / per_second if per_second > 0 else 0.0
-        self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
-        self.sleep = sleep
-        self.clock = clock
-        self._last_request = 0.0
+        self.pacer = Pacer(
+            per_second=per_second,
+            max_retries=max_retries,
+            backoff_seconds=backoff_seconds,
+            sleep=sleep,
+            clock=clock,
+        )
         self._token = ""
 
     @classmethod
@@ -313,8 +314,8 @@ class VKCollector(Collector):
                 call.result = result
 
     def _request(self, method: str, params: dict[str, Any], reading: GroupReading) -> dict:
-        for attempt in range(self.max_retries + 1):
-            self._pace()
+        for attempt in range(self.pacer.max_retries + 1):
+            self.pacer.pace()
             reading.requests += 1
             try:
                 response = self.http.post(
@@ -326,7 +327,7 @@ class VKCollector(Collector):
             except (requests.RequestException, ValueError) as exc:
                 reading.retries += 1
                 log.info("VK %s: %s, retrying", method, type(exc).__name__)
-                self._back_off(attempt)
+                self.pacer.back_off(attempt)
                 continue
             error = body.get("error") if isinstance(body, dict) else None
             if not error:
@@ -335,17 +336,9 @@ class VKCollector(Collector):
             if code in RETRYABLE:
                 reading.retries += 1
                 log.info("VK %s: error %s, retrying", method, code)
-                self._back_off(attempt)
+                self.pacer.back_off(attempt)
                 continue
             raise CollectorError(f"VK refused {method}: error {code} {error.get('error_msg', '')}")
-        raise CollectorError(f"VK {method} kept failing after {self.max_retries + 1} attempts")
-
-    def _pace(self) -> None:
-        wait = self._last_request + self.interval - self.clock()
-        if wait > 0:
-            self.sleep(wait)
-        self._last_request = self.clock()
-
-    def _back_off(self, attempt: int) -> None:
-        if attempt < self.max_retries:  # no point waiting after the last attempt
-            self.sleep(min(30.0, self.backoff_seconds * 2**attempt))
+        raise CollectorError(
+            f"VK {method} kept failing after {self.pacer.max_retries + 1} attempts"
+        )

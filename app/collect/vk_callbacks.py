@@ -284,7 +284,9 @@ def _check(group: TrackedGroup, change: Change, http: requests.Session | None) -
     config = current_app.config
     collector = VKCollector.from_config(config, http or requests.Session())
     # VK waits only seconds for "ok": one retry at most, then polling settles it.
-    collector.max_retries = min(collector.max_retries, config["VK_CALLBACK_CHECK_RETRIES"])
+    collector.pacer.max_retries = min(
+        collector.pacer.max_retries, config["VK_CALLBACK_CHECK_RETRIES"]
+    )
     target = GroupTarget(
         group_id=group.group_id,
         token=decrypt_text(group.token_encrypted),

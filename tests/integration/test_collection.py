@@ -15,29 +15,19 @@ from sqlalchemy import func, select, update
 
 from app.collect.engine import collect_group
 from app.extensions import db as app_db
-from app.models import CollectionRun, Lease, LedgerEntry, LinkedProfile, Member
+from app.models import CollectionRun, Lease, LedgerEntry
 from app.models import Event as EventRow
 from app.models.types import utcnow
 from app.services.groups import GroupError, add_group
 from app.services.ledger import balance
+from tests.helpers import linked_member
 from tests.integration.conftest import ANNA, BORIS, CHEN, GROUP, TOKEN
 
 pytestmark = pytest.mark.database
 
 
 def member_for(vk_user: int) -> int:
-    now = utcnow()
-    member = Member(
-        first_name=str(vk_user),
-        terms_version="t",
-        terms_accepted_at=now,
-        data_processing_accepted_at=now,
-    )
-    app_db.session.add(member)
-    app_db.session.flush()
-    app_db.session.add(LinkedProfile(member_id=member.id, network="vk", subject=str(vk_user)))
-    app_db.session.commit()
-    return member.id
+    return linked_member("vk", vk_user)
 
 
 def tracked(**kwargs) -> int:

@@ -9,12 +9,11 @@ from sqlalchemy import select
 from app.collect.engine import collect_group
 from app.extensions import db as app_db
 from app.models import Event as EventRow
-from app.models import LinkedProfile, Member
-from app.models.types import utcnow
 from app.services.groups import add_group
 from app.services.ledger import balance
 from app.services.offers import install_seed_offers
 from sandbox.okapi import ACCURACY_PROFILE
+from tests.helpers import linked_member
 
 pytestmark = pytest.mark.database
 
@@ -48,18 +47,7 @@ def ctx(settings, app, ok):
 
 
 def member_for(ok_user: int) -> int:
-    now = utcnow()
-    member = Member(
-        first_name=str(ok_user),
-        terms_version="t",
-        terms_accepted_at=now,
-        data_processing_accepted_at=now,
-    )
-    app_db.session.add(member)
-    app_db.session.flush()
-    app_db.session.add(LinkedProfile(member_id=member.id, network="ok", subject=str(ok_user)))
-    app_db.session.commit()
-    return member.id
+    return linked_member("ok", ok_user)
 
 
 def tracked(**kwargs) -> int:

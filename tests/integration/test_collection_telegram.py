@@ -15,12 +15,12 @@ from app.collect.engine import apply_stream_changes, collect_group
 from app.collect.telegram import TelegramCollector, delete_webhook, set_webhook
 from app.extensions import db as app_db
 from app.models import Event as EventRow
-from app.models import LinkedProfile, Member, TrackedGroup
-from app.models.types import utcnow
+from app.models import TrackedGroup
 from app.services.crypto import decrypt_text
 from app.services.groups import add_group
 from app.services.ledger import balance
 from app.services.offers import install_seed_offers
+from tests.helpers import linked_member
 
 TOKEN = "7300001:loyalink-collector-bot"
 CHANNEL, DISCUSSION = -1001500000001, -1001500000002
@@ -60,18 +60,7 @@ def ctx(collecting, app):
 
 
 def member_for(user: int) -> int:
-    now = utcnow()
-    member = Member(
-        first_name=str(user),
-        terms_version="t",
-        terms_accepted_at=now,
-        data_processing_accepted_at=now,
-    )
-    app_db.session.add(member)
-    app_db.session.flush()
-    app_db.session.add(LinkedProfile(member_id=member.id, network="telegram", subject=str(user)))
-    app_db.session.commit()
-    return member.id
+    return linked_member("telegram", user)
 
 
 def tracked() -> int:
