@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from sandbox import apple
+from sandbox.control_api import invalid, json_body
 from sandbox.networks.common import store
 
 bp = Blueprint("networks_control", __name__, url_prefix="/control")
-
-
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValueError("expected a JSON object body")
-    return body
 
 
 def _string(body: dict[str, Any], name: str) -> str:
@@ -25,10 +19,6 @@ def _string(body: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string")
     return value
-
-
-def _error(message: str) -> ResponseReturnValue:
-    return jsonify({"error": "invalid_request", "error_description": message}), 400
 
 
 @bp.get("")
@@ -41,7 +31,7 @@ def control_page() -> ResponseReturnValue:
 def register_oauth_client() -> ResponseReturnValue:
     """Register (or replace) a network client from JSON, like register_oauth_client()."""
     try:
-        body = _body()
+        body = json_body()
         client = store().register_client(
             _string(body, "network"),
             _string(body, "client_id"),
@@ -50,7 +40,7 @@ def register_oauth_client() -> ResponseReturnValue:
             extra=body.get("extra"),
         )
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"network": client.network, "client_id": client.client_id}), 201
 
 
@@ -58,11 +48,11 @@ def register_oauth_client() -> ResponseReturnValue:
 def oidc_fault() -> ResponseReturnValue:
     """Arm a one-shot id_token fault: ``{"network", "kind"}``."""
     try:
-        body = _body()
+        body = json_body()
         network, kind = _string(body, "network"), _string(body, "kind")
         store().inject_oidc_fault(network, kind)
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"network": network, "kind": kind})
 
 
@@ -70,11 +60,11 @@ def oidc_fault() -> ResponseReturnValue:
 def token_error() -> ResponseReturnValue:
     """Make a network's next token request fail: ``{"network", "error"}``."""
     try:
-        body = _body()
+        body = json_body()
         network, error = _string(body, "network"), _string(body, "error")
         store().inject_token_error(network, error)
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"network": network, "error": error})
 
 

@@ -10,13 +10,15 @@ comments by id: every page is a bisect and a slice.
 from __future__ import annotations
 
 import bisect
-import random
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from sandbox.faults import FaultInjection, RequestCounts, TokenAccess
+from sandbox.faults import positive as _positive
+from sandbox.group_actions import start_group_act
 
 TOKEN_KINDS = frozenset({"user", "group"})
 DEACTIVATED_VALUES = frozenset({"deleted", "banned"})
@@ -136,16 +138,7 @@ class UserView:
     deactivated: str | None
 
 
-@dataclass(slots=True)
-class Fault:
-    """An armed error: the next ``remaining`` calls of ``method`` (or any) fail with ``code``."""
-
-    code: int
-    method: str | None
-    remaining: int
-
-
-class OkApiState:
+class OkApiState(RequestCounts, TokenAccess, FaultInjection):
     """Everything the sandbox OK API remembers; every public method takes the lock.
 
     ``persons`` returns the sandbox persons; their OK ids come from
@@ -153,6 +146,10 @@ class OkApiState:
     Privacy and deactivation are remembered and shown, but, as on OK, a group's lists still
     name such users (a group's admin sees its members whatever their profile settings).
     """
+
+    TOKEN_KINDS = TOKEN_KINDS
+    DEFAULT_ACCESS_KIND = "group"
+    DEFAULT_FAULT_CODES = DEFAULT_FAULT_CODES
 
     def __init__(self, persons: Callable[[], Iterable[dict[str, Any]]] | None = None) -> None:
         self.lock = threading.RLock()
@@ -168,13 +165,7 @@ class OkApiState:
         self.quotas: dict[str, int] = {}
         self._next_topic = FIRST_TOPIC_ID
         self._next_comment = FIRST_COMMENT_ID
-        self._counts: Counter[str] = Counter()
-        self._windows: dict[str, deque[float]] = {}
-        self._faults: list[Fault] = []
-        self._timeouts: list[list[float]] = []
-        self._fault_rate = 0.0
-        self._fault_rng = random.Random(0)
-        self._fault_codes: tuple[int, ...] = DEFAULT_FAULT_CODES
+        self._reset_controls()
 
     def clear(self) -> None:
         """Forget groups, flags, quotas, faults and counts; keep tokens and the rate limit."""
@@ -371,20 +362,18 @@ class OkApiState:
         comment_id: str | None = None,
     ) -> dict[str, Any]:
         """Do one tester action as a user; ``{"changed", "message"}`` plus a new comment id."""
-        if action not in TESTER_ACTIONS:
-            raise ValueError(f"unknown action {action!r}; expected one of {list(TESTER_ACTIONS)}")
-        who = self.user(user_id)
-        name = f"{who.first_name} {who.last_name}"
-        if action in ("join", "leave"):
-            changed = (self.join if action == "join" else self.leave)(group_id, user_id)
-            verb = "joined" if action == "join" else "left"
-            return {"changed": changed, "message": f"{name} {verb} group {group_id}."}
-        if post_id is None:
-            raise ValueError(f"{action} needs a post_id")
-        if action == "comment":
-            new_id = self.comment(group_id, post_id, user_id, text)
-            message = f"{name} commented on topic {post_id} (comment {new_id})."
-            return {"changed": True, "comment_id": new_id, "message": message}
+        name, done = start_group_act(
+            self,
+            action,
+            TESTER_ACTIONS,
+            group_id=group_id,
+            user_id=user_id,
+            post_id=post_id,
+            text=text,
+            post_noun="topic",
+        )
+        if done is not None:
+            return done
         if action == "delete-comment":
             if not comment_id:
                 raise ValueError("delete-comment needs a comment_id")
@@ -396,20 +385,7 @@ class OkApiState:
         past = "gave a Klass to" if action == "like" else "took the Klass back from"
         return {"changed": changed, "message": f"{name} {past} topic {post_id}."}
 
-    # Tokens, quotas, counts, rate limit and faults
-
-    def register_token(self, token: str, *, kind: str = "group") -> None:
-        """Accept this access token (a group's token, or a user's) for the data methods."""
-        if not isinstance(token, str) or not token:
-            raise ValueError("token must be a non-empty string")
-        if kind not in TOKEN_KINDS:
-            raise ValueError(f"kind must be one of {sorted(TOKEN_KINDS)}")
-        with self.lock:
-            self.tokens[token] = kind
-
-    def token_kind(self, token: str) -> str | None:
-        with self.lock:
-            return self.tokens.get(token)
+    # Quotas and faults (counts, tokens and the rate limit come from sandbox.faults)
 
     def set_quota(self, method: str, calls: int | None) -> None:
         """Allow ``calls`` more calls of ``method`` today (None: no quota, the default)."""
@@ -439,106 +415,11 @@ class OkApiState:
             self.quotas[method] = left - 1
             return True
 
-    @property
-    def request_counts(self) -> dict[str, int]:
-        """Requests per method name and "total"."""
-        with self.lock:
-            counts = dict(self._counts)
-        counts.setdefault("total", 0)
-        return counts
-
-    def reset_counts(self) -> None:
-        with self.lock:
-            self._counts.clear()
-
-    def record(self, method: str) -> None:
-        with self.lock:
-            self._counts[method] += 1
-            self._counts["total"] += 1
-
-    def allow_request(self, token: str) -> bool:
-        """Take a slot of the token's per-second limit; False when it is exhausted."""
-        with self.lock:
-            limit = self.rate_limit_per_second
-            if limit is None:
-                return True
-            if limit <= 0:
-                return False
-            span, capacity = (1.0, int(limit)) if limit >= 1 else (1.0 / limit, 1)
-            now = time.monotonic()
-            window = self._windows.setdefault(token, deque())
-            while window and window[0] <= now - span:
-                window.popleft()
-            if len(window) >= capacity:
-                return False
-            window.append(now)
-            return True
-
-    def inject_error(self, code: int, *, method: str | None = None, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``method`` (None: of any data method) fail."""
-        code, times = _positive(code, "code"), _positive(times, "times")
-        if method is not None and (not isinstance(method, str) or not method):
-            raise ValueError("method must be a method name or None")
-        with self.lock:
-            self._faults.append(Fault(code, method, times))
-
-    def inject_timeout(self, seconds: float, times: int = 1) -> None:
-        """Make the next ``times`` requests sleep ``seconds`` before answering."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise ValueError("seconds must be a non-negative number")
-        times = _positive(times, "times")
-        with self.lock:
-            self._timeouts.append([float(seconds), float(times)])
-
-    def set_fault_rate(
-        self, rate: float, *, seed: int = 0, codes: Sequence[int] = DEFAULT_FAULT_CODES
-    ) -> None:
-        """Fail about ``rate`` of the requests with a random one of ``codes`` (0 stops)."""
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-            raise ValueError("rate must be between 0 and 1")
-        codes = tuple(_positive(code, "codes") for code in codes)
-        if not codes:
-            raise ValueError("codes must not be empty")
-        with self.lock:
-            self._fault_rate = float(rate)
-            self._fault_rng = random.Random(seed)
-            self._fault_codes = codes
-
-    def clear_faults(self) -> None:
-        """Drop armed errors, timeouts and the random fault rate."""
-        with self.lock:
-            self._faults.clear()
-            self._timeouts.clear()
-            self._fault_rate = 0.0
-
-    def take_timeout(self) -> float:
-        with self.lock:
-            if not self._timeouts:
-                return 0.0
-            armed = self._timeouts[0]
-            armed[1] -= 1
-            if armed[1] <= 0:
-                self._timeouts.pop(0)
-            return armed[0]
-
     def take_fault(self, method: str) -> int | None:
         """The code of the armed error for this call (consumed), or of a random fault."""
         with self.lock:
-            for fault in self._faults:
-                if fault.method in (method, None):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault.code
-            if self._fault_rate > 0 and self._fault_rng.random() < self._fault_rate:
-                return self._fault_rng.choice(self._fault_codes)
-            return None
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer")
-    return value
+            fault = self._take_armed(method)
+            return self.random_fault() if fault is None else fault.code
 
 
 def _user_id(value: Any) -> int:

@@ -5,20 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
 from sandbox.okapi.api import ok_state
 from sandbox.okapi.model import Group
+from sandbox.tester_pages import act_and_return, arg_int, pick_group, pick_user
 
 bp = Blueprint("okapi_tester", __name__, url_prefix="/ok-api")
 
 TOPICS_PER_PAGE = 20
-
-
-def _arg_int(source: Any, name: str) -> int | None:
-    raw = (source.get(name) or "").strip()
-    return int(raw) if raw.isdigit() else None
 
 
 @bp.get("/tester")
@@ -26,17 +22,11 @@ def page() -> ResponseReturnValue:
     """Pick a person and a group; join, give a Klass and comment as them."""
     ok = ok_state()
     users = ok.tester_users()
-    user_id = _arg_int(request.args, "user_id") or (users[0].id if users else None)
+    user_id = pick_user(users, lambda user: user.id, ok.user, signed=False)
     offset = _arg_int(request.args, "offset") or 0
-    if user_id is not None and all(user.id != user_id for user in users):
-        users.append(ok.user(user_id))
     with ok.lock:
-        groups = [ok.groups[group_id] for group_id in sorted(ok.groups)]
-        group = ok.groups.get(_arg_int(request.args, "group_id") or 0)
-        if group is None and groups:
-            group = groups[0]
+        group, rows = pick_group(ok.groups, signed=False)
         topics = _topics(group, user_id, offset) if group and user_id else []
-        rows = [{"id": g.id, "name": g.name, "members": len(g.members)} for g in groups]
         selected = None
         if group is not None:
             selected = {
@@ -85,27 +75,22 @@ def act() -> ResponseReturnValue:
     """Do the button's action as the chosen person, then go back to the page."""
     form = request.form
     user_id, group_id = _arg_int(form, "user_id"), _arg_int(form, "group_id")
-    message = error = ""
-    try:
-        if user_id is None or group_id is None:
-            raise ValueError("pick a person and a group first")
-        result = ok_state().act(
+    return act_and_return(
+        lambda: ok_state().act(
             form.get("action", ""),
             group_id=group_id,
             user_id=user_id,
             post_id=_arg_int(form, "post_id"),
             text=form.get("text", ""),
             comment_id=form.get("comment_id") or None,
-        )
-        message = result["message"] + ("" if result["changed"] else " (nothing changed)")
-    except ValueError as exc:
-        error = str(exc)
-    target = url_for(
-        ".page",
+        ),
+        missing=None if None not in (user_id, group_id) else "pick a person and a group first",
         user_id=user_id,
         group_id=group_id,
         offset=_arg_int(form, "offset") or None,
-        message=message or None,
-        error=error or None,
     )
-    return redirect(target)
+
+
+def _arg_int(source: Any, name: str) -> int | None:
+    """OK's ids are unsigned: anything but digits is no id."""
+    return arg_int(source, name, signed=False)

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from sandbox.control_api import add_state_controls, int_field, invalid, json_body, optional_int
 from sandbox.telegram_bot.model import ApiError, TelegramBotState
 
 bp = Blueprint("telegram_bot", __name__, url_prefix="/telegram-bot-api")
@@ -180,39 +181,17 @@ def _error(exc: ApiError) -> ResponseReturnValue:
 # Control (for tests in other processes, the benchmark and the tester page)
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValueError("expected a JSON object body")
-    return body
-
-
-def _int(body: dict[str, Any], name: str, default: int | None = None) -> int:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer")
-    return value
-
-
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
-    return None if body.get(name) is None else _int(body, name)
-
-
-def _control_error(message: str) -> ResponseReturnValue:
-    return jsonify({"error": "invalid_request", "error_description": message}), 400
-
-
 @bp.post("/control/bots")
 def create_bot() -> ResponseReturnValue:
     """Accept a bot token: ``{"token": "<id>:<secret>", "username"?, "name"?}``."""
     try:
-        body = _body()
+        body = json_body()
         token = str(body.get("token", ""))
         telegram_state().create_bot(
             token, username=body.get("username"), name=str(body.get("name", ""))
         )
     except ValueError as exc:
-        return _control_error(str(exc))
+        return invalid(str(exc))
     return jsonify({"token": token}), 201
 
 
@@ -221,20 +200,20 @@ def create_channel() -> ResponseReturnValue:
     """Create a channel and its discussion group, the bots admins of both: ``{"chat_id",
     "title", "discussion_id"?, "discussion_title"?, "admins": [token], "username"?}``."""
     try:
-        body = _body()
+        body = json_body()
         admins = body.get("admins", [])
         if not isinstance(admins, list):
             raise ValueError("admins must be a list of bot tokens")
         telegram_state().create_channel(
-            _int(body, "chat_id"),
+            int_field(body, "chat_id"),
             str(body.get("title", "")),
-            discussion_id=_optional_int(body, "discussion_id"),
+            discussion_id=optional_int(body, "discussion_id"),
             discussion_title=str(body.get("discussion_title", "")),
             admins=[str(token) for token in admins],
             username=body.get("username"),
         )
     except ValueError as exc:
-        return _control_error(str(exc))
+        return invalid(str(exc))
     return jsonify({"chat_id": body["chat_id"], "discussion_id": body.get("discussion_id")}), 201
 
 
@@ -242,10 +221,10 @@ def create_channel() -> ResponseReturnValue:
 def publish() -> ResponseReturnValue:
     """Publish a channel post: ``{"chat_id", "text"?}``."""
     try:
-        body = _body()
-        post_id = telegram_state().publish(_int(body, "chat_id"), str(body.get("text", "")))
+        body = json_body()
+        post_id = telegram_state().publish(int_field(body, "chat_id"), str(body.get("text", "")))
     except ValueError as exc:
-        return _control_error(str(exc))
+        return invalid(str(exc))
     return jsonify({"post_id": post_id}), 201
 
 
@@ -254,69 +233,20 @@ def act() -> ResponseReturnValue:
     """Act as a user: ``{"action", "chat_id", "user_id", "post_id"?, "text"?, "emoji"?,
     "where"?: "discussion"|"channel", "message_id"?}``."""
     try:
-        body = _body()
+        body = json_body()
         result = telegram_state().act(
             str(body.get("action", "")),
-            channel_id=_int(body, "chat_id"),
-            user_id=_int(body, "user_id", 0),
-            post_id=_optional_int(body, "post_id"),
+            channel_id=int_field(body, "chat_id"),
+            user_id=int_field(body, "user_id", 0),
+            post_id=optional_int(body, "post_id"),
             text=str(body.get("text", "")),
             emoji=str(body.get("emoji", "👍")),
             where=str(body.get("where", "discussion")),
-            message_id=_optional_int(body, "message_id"),
+            message_id=optional_int(body, "message_id"),
         )
     except ValueError as exc:
-        return _control_error(str(exc))
+        return invalid(str(exc))
     return jsonify(result)
 
 
-@bp.route("/control/faults", methods=["POST", "DELETE"])
-def faults() -> ResponseReturnValue:
-    """Arm faults: ``{"error_code", "method"?, "times"?, "retry_after"?}``, ``{"timeout",
-    "times"?}``, ``{"lost_answers"}`` or ``{"rate", "seed"?, "codes"?, "timeout"?}``;
-    DELETE drops them all."""
-    state = telegram_state()
-    if request.method == "DELETE":
-        state.clear_faults()
-        return jsonify({"cleared": True})
-    try:
-        body = _body()
-        times = _int(body, "times", 1)
-        if "error_code" in body:
-            state.inject_error(
-                _int(body, "error_code"),
-                method=body.get("method"),
-                times=times,
-                retry_after=_optional_int(body, "retry_after"),
-            )
-        elif "timeout" in body and "rate" not in body:
-            state.inject_timeout(body["timeout"], times)
-        elif "lost_answers" in body:
-            state.inject_lost_answers(_int(body, "lost_answers"))
-        elif "rate" in body:
-            codes = body.get("codes", [429, 502])
-            if not isinstance(codes, list):
-                raise ValueError("codes must be a list of HTTP error codes")
-            state.set_fault_rate(
-                body["rate"], seed=_int(body, "seed", 0), codes=codes, timeout=body.get("timeout")
-            )
-        else:
-            raise ValueError("expected error_code, timeout, lost_answers or rate")
-    except ValueError as exc:
-        return _control_error(str(exc))
-    return jsonify({"armed": body})
-
-
-@bp.route("/control/counts", methods=["GET", "DELETE"])
-def counts() -> ResponseReturnValue:
-    """GET: requests per method, "total" and "webhook" deliveries; DELETE: start from zero."""
-    if request.method == "DELETE":
-        telegram_state().reset_counts()
-    return jsonify(telegram_state().request_counts)
-
-
-@bp.post("/control/clear")
-def clear() -> ResponseReturnValue:
-    """Forget all bots, chats, updates, webhooks, faults and counts."""
-    telegram_state().clear()
-    return jsonify({"cleared": True})
+add_state_controls(bp, telegram_state, telegram=True, codes_name="HTTP error codes")

@@ -19,7 +19,6 @@ What is true to Telegram and modelled so:
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import time
@@ -29,6 +28,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from sandbox.faults import FaultInjection, RequestCounts
+from sandbox.faults import positive as _positive
 from sandbox.vkapi.model import generated_name
 
 UPDATE_TYPES = (
@@ -137,23 +138,15 @@ class Bot:
     poll_generation: int = 0
 
 
-@dataclass(slots=True)
-class Fault:
-    """An armed error: the next ``remaining`` calls of ``method`` (or any) fail."""
-
-    code: int
-    method: str | None
-    remaining: int
-    retry_after: int | None = None
-
-
-class TelegramBotState:
+class TelegramBotState(RequestCounts, FaultInjection):
     """Everything the sandbox Bot API remembers; every public method takes the lock.
 
     ``persons`` returns the sandbox persons; their Telegram ids come from
     ``person["networks"]["telegram"]["id"]``. Any other positive id is a user with a
     generated name.
     """
+
+    DEFAULT_FAULT_CODES = (429, 502)
 
     def __init__(
         self,
@@ -171,13 +164,7 @@ class TelegramBotState:
     def _reset_data(self) -> None:
         self.bots: dict[str, Bot] = {}
         self.chats: dict[int, Chat] = {}
-        self._counts: Counter[str] = Counter()
-        self._faults: list[Fault] = []
-        self._timeouts: list[list[float]] = []
-        self._fault_rate = 0.0
-        self._fault_rng = random.Random(0)
-        self._fault_codes: tuple[int, ...] = (429, 502)
-        self._fault_timeout: float | None = None
+        self._reset_controls()
         self._lost_answers = 0
 
     def clear(self) -> None:
@@ -617,24 +604,7 @@ class TelegramBotState:
                     info["last_error_message"] = hook.last_error_message
             return info
 
-    # Counts and faults
-
-    @property
-    def request_counts(self) -> dict[str, int]:
-        """Bot API requests per method, "total", and "webhook" (delivery attempts)."""
-        with self.lock:
-            counts = dict(self._counts)
-        counts.setdefault("total", 0)
-        return counts
-
-    def reset_counts(self) -> None:
-        with self.lock:
-            self._counts.clear()
-
-    def record(self, method: str) -> None:
-        with self.lock:
-            self._counts[method] += 1
-            self._counts["total"] += 1
+    # Faults (counts and the rest of the fault machinery come from sandbox.faults)
 
     def inject_error(
         self,
@@ -652,16 +622,7 @@ class TelegramBotState:
             retry_after = 1
         if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
             raise ValueError("retry_after must be a non-negative integer")
-        with self.lock:
-            self._faults.append(Fault(code, method, times, retry_after))
-
-    def inject_timeout(self, seconds: float, times: int = 1) -> None:
-        """Make the next ``times`` requests sleep ``seconds`` before answering."""
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            raise ValueError("seconds must be a non-negative number")
-        times = _positive(times, "times")
-        with self.lock:
-            self._timeouts.append([float(seconds), float(times)])
+        self._arm_error(code, method, times, check_method=False, retry_after=retry_after)
 
     def inject_lost_answers(self, times: int = 1) -> None:
         """The next ``times`` webhook deliveries count as failed although the portal got them
@@ -675,50 +636,31 @@ class TelegramBotState:
         rate: float,
         *,
         seed: int = 0,
-        codes: Sequence[int] = (429, 502),
+        codes: Sequence[int] | None = None,
         timeout: float | None = None,
     ) -> None:
-        """Fail about ``rate`` of the requests with a random one of ``codes`` (429 with
-        retry_after 1) or, when ``timeout`` is given, a delay of that many seconds; lose about
-        ``rate`` of the webhook answers. 0 stops."""
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
-            raise ValueError("rate must be between 0 and 1")
-        codes = tuple(_positive(code, "codes") for code in codes)
-        if not codes and timeout is None:
-            raise ValueError("give some codes or a timeout")
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
-            raise ValueError("timeout must be a non-negative number")
-        with self.lock:
-            self._fault_rate = float(rate)
-            self._fault_rng = random.Random(seed)
-            self._fault_codes = codes
-            self._fault_timeout = None if timeout is None else float(timeout)
+        """Fail about ``rate`` of the requests with a random one of ``codes`` (default 429
+        with retry_after 1, and 502) or, when ``timeout`` is given, a delay of that many
+        seconds; lose about ``rate`` of the webhook answers. 0 stops."""
+        codes = self.DEFAULT_FAULT_CODES if codes is None else codes
+        self._arm_fault_rate(
+            rate, seed, codes, timeout=timeout, empty="give some codes or a timeout"
+        )
 
     def clear_faults(self) -> None:
         """Drop armed errors, timeouts, lost answers and the random fault rate."""
         with self.lock:
-            self._faults.clear()
-            self._timeouts.clear()
-            self._fault_rate = 0.0
+            super().clear_faults()
             self._lost_answers = 0
 
     def take_fault(self, method: str) -> tuple[float, ApiError | None]:
         """The delay and the error (if any) this request of ``method`` meets, consumed."""
         with self.lock:
-            delay = 0.0
-            if self._timeouts:
-                armed = self._timeouts[0]
-                delay = armed[0]
-                armed[1] -= 1
-                if armed[1] <= 0:
-                    self._timeouts.pop(0)
-            for fault in self._faults:
-                if fault.method in (None, method):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return delay, api_error(fault.code, fault.retry_after)
-            if self._fault_rate <= 0 or self._fault_rng.random() >= self._fault_rate:
+            delay = self.take_timeout()
+            fault = self._take_armed(method)
+            if fault is not None:
+                return delay, api_error(fault.code, fault.retry_after)
+            if not self._fault_drawn():
                 return delay, None
             kinds: list[int | None] = list(self._fault_codes)
             if self._fault_timeout is not None:
@@ -867,9 +809,7 @@ class TelegramBotState:
                 if hook.stop.is_set() or bot.webhook is not hook:
                     return
                 update = bot.updates[0]
-                lost = self._lost_answers > 0 or (
-                    self._fault_rate > 0 and self._fault_rng.random() < self._fault_rate
-                )
+                lost = self._lost_answers > 0 or self._fault_drawn()
                 self._lost_answers = max(0, self._lost_answers - 1)
                 self._counts["webhook"] += 1
             status, error = self._deliver(hook, update)
@@ -964,12 +904,6 @@ def _confirm(bot: Bot, offset: int | None) -> None:
         return
     while len(bot.updates) > -offset:
         bot.updates.popleft()
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer")
-    return value
 
 
 def _user(value: Any) -> int:

@@ -5,23 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
 from sandbox.telegram_bot.api import telegram_state
 from sandbox.telegram_bot.model import MEMBER_STATUSES, REACTION_EMOJI, Chat
+from sandbox.tester_pages import act_and_return, arg_int, pick_user
 
 bp = Blueprint("telegram_bot_tester", __name__, url_prefix="/telegram-bot-api")
 
 POSTS_SHOWN = 20
-
-
-def _arg_int(source: Any, name: str) -> int | None:
-    raw = (source.get(name) or "").strip()
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
 
 
 @bp.get("/tester")
@@ -29,12 +22,10 @@ def page() -> ResponseReturnValue:
     """Pick a person and a channel; join, react and comment as them."""
     state = telegram_state()
     users = state.tester_users()
-    user_id = _arg_int(request.args, "user_id") or (users[0]["id"] if users else None)
-    if user_id is not None and all(user["id"] != user_id for user in users):
-        users.append(state.user_json(user_id))
+    user_id = pick_user(users, lambda user: user["id"], state.user_json)
     with state.lock:
         channels = [chat for chat in state.chats.values() if chat.type == "channel"]
-        channel = state.chats.get(_arg_int(request.args, "chat_id") or 0)
+        channel = state.chats.get(arg_int(request.args, "chat_id") or 0)
         if (channel is None or channel.type != "channel") and channels:
             channel = channels[0]
         selected = _channel_view(state, channel, user_id) if channel and user_id else None
@@ -97,29 +88,19 @@ def _channel_view(state, channel: Chat, user_id: int) -> dict[str, Any]:
 def act() -> ResponseReturnValue:
     """Do the button's action as the chosen person, then go back to the page."""
     form = request.form
-    user_id, chat_id = _arg_int(form, "user_id"), _arg_int(form, "chat_id")
-    message = error = ""
-    try:
-        if user_id is None or chat_id is None:
-            raise ValueError("pick a person and a channel first")
-        result = telegram_state().act(
+    user_id, chat_id = arg_int(form, "user_id"), arg_int(form, "chat_id")
+    return act_and_return(
+        lambda: telegram_state().act(
             form.get("action", ""),
             channel_id=chat_id,
             user_id=user_id,
-            post_id=_arg_int(form, "post_id"),
+            post_id=arg_int(form, "post_id"),
             text=form.get("text", ""),
             emoji=form.get("emoji", "👍"),
             where=form.get("where", "discussion"),
-            message_id=_arg_int(form, "message_id"),
-        )
-        message = result["message"] + ("" if result["changed"] else " (nothing changed)")
-    except ValueError as exc:
-        error = str(exc)
-    target = url_for(
-        ".page",
+            message_id=arg_int(form, "message_id"),
+        ),
+        missing=None if None not in (user_id, chat_id) else "pick a person and a channel first",
         user_id=user_id,
         chat_id=chat_id,
-        message=message or None,
-        error=error or None,
     )
-    return redirect(target)

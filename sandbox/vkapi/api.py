@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from sandbox.control_api import add_state_controls, int_field, invalid, json_body
 from sandbox.vkapi.dispatch import error_body, handle
 from sandbox.vkapi.methods import VkError
-from sandbox.vkapi.model import DEFAULT_FAULT_CODES, VkApiState
+from sandbox.vkapi.model import VkApiState
 
 bp = Blueprint("vkapi", __name__, url_prefix="/vk-api")
 
@@ -41,35 +41,17 @@ def method(name: str) -> Response:
 # Control (for tests in other processes and the benchmark)
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValueError("expected a JSON object body")
-    return body
-
-
-def _int(body: dict[str, Any], name: str, default: int | None = None) -> int:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer")
-    return value
-
-
-def _error(message: str) -> ResponseReturnValue:
-    return jsonify({"error": "invalid_request", "error_description": message}), 400
-
-
 @bp.post("/control/groups")
 def create_group() -> ResponseReturnValue:
     """Create (or rename) a group: ``{"group_id", "name", "screen_name"?}``."""
     try:
-        body = _body()
-        group_id = _int(body, "group_id")
+        body = json_body()
+        group_id = int_field(body, "group_id")
         vk_state().create_group(
             group_id, body.get("name") or "", screen_name=body.get("screen_name")
         )
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"group_id": group_id}), 201
 
 
@@ -78,16 +60,16 @@ def generate() -> ResponseReturnValue:
     """Build a random group: ``{"group_id", "members", "posts", "likes", "comments",
     "reposts", "seed"?}``; answers the seconds it took."""
     try:
-        body = _body()
-        group_id = _int(body, "group_id")
+        body = json_body()
+        group_id = int_field(body, "group_id")
         sizes = {
-            name: _int(body, name, 0)
+            name: int_field(body, name, 0)
             for name in ("members", "posts", "likes", "comments", "reposts")
         }
         started = time.perf_counter()
-        vk_state().generate_group(group_id, seed=_int(body, "seed", 0), **sizes)
+        vk_state().generate_group(group_id, seed=int_field(body, "seed", 0), **sizes)
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"group_id": group_id, "seconds": time.perf_counter() - started}), 201
 
 
@@ -95,13 +77,15 @@ def generate() -> ResponseReturnValue:
 def mutate() -> ResponseReturnValue:
     """Change part of a group's activity: ``{"group_id", "fraction", "seed"?}``."""
     try:
-        body = _body()
+        body = json_body()
         fraction = body.get("fraction")
         if isinstance(fraction, bool) or not isinstance(fraction, int | float):
             raise ValueError("fraction must be a number")
-        changes = vk_state().mutate(_int(body, "group_id"), fraction, seed=_int(body, "seed", 0))
+        changes = vk_state().mutate(
+            int_field(body, "group_id"), fraction, seed=int_field(body, "seed", 0)
+        )
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify(changes)
 
 
@@ -109,14 +93,14 @@ def mutate() -> ResponseReturnValue:
 def add_post() -> ResponseReturnValue:
     """Publish a post: ``{"group_id", "text"?, "comments_closed"?}``."""
     try:
-        body = _body()
+        body = json_body()
         post_id = vk_state().add_post(
-            _int(body, "group_id"),
+            int_field(body, "group_id"),
             str(body.get("text", "")),
             comments_closed=bool(body.get("comments_closed", False)),
         )
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"post_id": post_id}), 201
 
 
@@ -125,19 +109,19 @@ def act() -> ResponseReturnValue:
     """Act as a user: ``{"action", "group_id", "post_id"?, "user_id", "text"?,
     "comment_id"?}``."""
     try:
-        body = _body()
+        body = json_body()
         post_id = body.get("post_id")
         comment_id = body.get("comment_id")
         result = vk_state().act(
             str(body.get("action", "")),
-            group_id=_int(body, "group_id"),
-            user_id=_int(body, "user_id"),
-            post_id=None if post_id is None else _int(body, "post_id"),
+            group_id=int_field(body, "group_id"),
+            user_id=int_field(body, "user_id"),
+            post_id=None if post_id is None else int_field(body, "post_id"),
             text=str(body.get("text", "")),
-            comment_id=None if comment_id is None else _int(body, "comment_id"),
+            comment_id=None if comment_id is None else int_field(body, "comment_id"),
         )
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify(result)
 
 
@@ -145,67 +129,16 @@ def act() -> ResponseReturnValue:
 def set_user() -> ResponseReturnValue:
     """Set a user's flags: ``{"user_id", "private"?: bool, "deactivated"?: str|null}``."""
     try:
-        body = _body()
-        user_id = _int(body, "user_id")
+        body = json_body()
+        user_id = int_field(body, "user_id")
         if "private" in body:
             vk_state().set_private(user_id, bool(body["private"]))
         if "deactivated" in body:
             vk_state().set_deactivated(user_id, body["deactivated"])
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     user = vk_state().user(user_id)
     return jsonify({"user_id": user_id, "private": user.is_closed, "deactivated": user.deactivated})
-
-
-@bp.post("/control/tokens")
-def register_token() -> ResponseReturnValue:
-    """Accept an access token: ``{"token", "kind": "user"|"service"|"group"}``."""
-    try:
-        body = _body()
-        vk_state().register_token(str(body.get("token", "")), kind=str(body.get("kind", "user")))
-    except ValueError as exc:
-        return _error(str(exc))
-    return jsonify({"token": body["token"], "kind": body.get("kind", "user")}), 201
-
-
-@bp.post("/control/rate-limit")
-def rate_limit() -> ResponseReturnValue:
-    """Set the per-token limit: ``{"per_second": 3.0}`` or ``{"per_second": null}`` (off)."""
-    try:
-        value = _body().get("per_second")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError("per_second must be a number or null")
-    except ValueError as exc:
-        return _error(str(exc))
-    vk_state().rate_limit_per_second = None if value is None else float(value)
-    return jsonify({"per_second": vk_state().rate_limit_per_second})
-
-
-@bp.route("/control/faults", methods=["POST", "DELETE"])
-def faults() -> ResponseReturnValue:
-    """Arm faults: ``{"error_code", "method"?, "times"?}``, ``{"timeout", "times"?}`` or
-    ``{"rate", "seed"?, "codes"?}``; DELETE drops them all."""
-    vk = vk_state()
-    if request.method == "DELETE":
-        vk.clear_faults()
-        return jsonify({"cleared": True})
-    try:
-        body = _body()
-        times = _int(body, "times", 1)
-        if "error_code" in body:
-            vk.inject_error(_int(body, "error_code"), method=body.get("method"), times=times)
-        elif "timeout" in body:
-            vk.inject_timeout(body["timeout"], times)
-        elif "rate" in body:
-            codes = body.get("codes", list(DEFAULT_FAULT_CODES))
-            if not isinstance(codes, list):
-                raise ValueError("codes must be a list of error codes")
-            vk.set_fault_rate(body["rate"], seed=_int(body, "seed", 0), codes=codes)
-        else:
-            raise ValueError("expected error_code, timeout or rate")
-    except ValueError as exc:
-        return _error(str(exc))
-    return jsonify({"armed": body})
 
 
 @bp.route("/control/callback-server", methods=["POST", "DELETE"])
@@ -219,10 +152,10 @@ def callback_server() -> ResponseReturnValue:
             body = request.get_json(silent=True)
             if not isinstance(body, dict):
                 body = {"group_id": _arg_group_id()}
-            group_id = _int(body, "group_id")
+            group_id = int_field(body, "group_id")
             return jsonify({"group_id": group_id, "removed": hub.remove_server(group_id)})
-        body = _body()
-        group_id = _int(body, "group_id")
+        body = json_body()
+        group_id = int_field(body, "group_id")
         url = str(body.get("url", ""))
         hub.set_server(
             group_id,
@@ -231,7 +164,7 @@ def callback_server() -> ResponseReturnValue:
             confirmation=str(body.get("confirmation") or ""),
         )
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"group_id": group_id, "url": url, "confirmed": True})
 
 
@@ -249,11 +182,11 @@ def callback_faults() -> ResponseReturnValue:
         hub.clear_faults()
         return jsonify({"cleared": True})
     try:
-        body = _body()
+        body = json_body()
         shares = {name: body.get(name, 0.0) for name in ("drop", "duplicate", "delay")}
-        hub.set_faults(**shares, seed=_int(body, "seed", 0))
+        hub.set_faults(**shares, seed=int_field(body, "seed", 0))
     except ValueError as exc:
-        return _error(str(exc))
+        return invalid(str(exc))
     return jsonify({"faults": hub.faults(), "seed": body.get("seed", 0)})
 
 
@@ -273,16 +206,4 @@ def callbacks_status() -> ResponseReturnValue:
     )
 
 
-@bp.route("/control/counts", methods=["GET", "DELETE"])
-def counts() -> ResponseReturnValue:
-    """GET: requests per method, "execute" and "total"; DELETE: start from zero."""
-    if request.method == "DELETE":
-        vk_state().reset_counts()
-    return jsonify(vk_state().request_counts)
-
-
-@bp.post("/control/clear")
-def clear() -> ResponseReturnValue:
-    """Forget all VK data, faults and counts (tokens and the rate limit stay)."""
-    vk_state().clear()
-    return jsonify({"cleared": True})
+add_state_controls(bp, vk_state, access=True)

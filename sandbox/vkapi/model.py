@@ -7,14 +7,15 @@ comments by id), so every request slices O(page) items.
 from __future__ import annotations
 
 import bisect
-import random
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.faults import Fault, FaultInjection, RequestCounts, TokenAccess
+from sandbox.faults import positive as _positive
+from sandbox.group_actions import start_group_act
 from sandbox.vkapi import callbacks
 from sandbox.vkapi.callbacks import CallbackHub
 
@@ -174,17 +175,7 @@ class UserView:
     deactivated: str | None
 
 
-@dataclass(slots=True)
-class Fault:
-    """An armed error: the next ``remaining`` calls of ``method`` (or any) fail with ``code``."""
-
-    code: int
-    method: str | None
-    remaining: int
-    message: str | None = None
-
-
-class VkApiState:
+class VkApiState(RequestCounts, TokenAccess, FaultInjection):
     """Everything the sandbox VK API remembers; every public method takes the lock.
 
     ``persons`` returns the sandbox persons; their VK ids come from
@@ -192,6 +183,10 @@ class VkApiState:
     generated name. ``callbacks`` pushes the changes made here to the groups' Callback API
     servers (the generator's bulk changes are not events).
     """
+
+    TOKEN_KINDS = TOKEN_KINDS
+    DEFAULT_ACCESS_KIND = "user"
+    DEFAULT_FAULT_CODES = DEFAULT_FAULT_CODES
 
     def __init__(self, persons: Callable[[], Iterable[dict[str, Any]]] | None = None) -> None:
         self.lock = threading.RLock()
@@ -208,13 +203,7 @@ class VkApiState:
         self.walls: dict[int, list[Repost]] = {}
         self.wall_counters: dict[int, int] = {}
         self.generated_users: list[int] = []
-        self._counts: Counter[str] = Counter()
-        self._windows: dict[str, deque[float]] = {}
-        self._faults: list[Fault] = []
-        self._timeouts: list[list[float]] = []
-        self._fault_rate = 0.0
-        self._fault_rng = random.Random(0)
-        self._fault_codes: tuple[int, ...] = DEFAULT_FAULT_CODES
+        self._reset_controls()
 
     def clear(self) -> None:
         """Forget groups, users' flags, faults, counts, rate windows and callback servers;
@@ -460,20 +449,18 @@ class VkApiState:
         comment_id: int | None = None,
     ) -> dict[str, Any]:
         """Do one tester action as a user; ``{"changed", "message"}`` plus new ids."""
-        if action not in TESTER_ACTIONS:
-            raise ValueError(f"unknown action {action!r}; expected one of {list(TESTER_ACTIONS)}")
-        who = self.user(user_id)
-        name = f"{who.first_name} {who.last_name}"
-        if action in ("join", "leave"):
-            changed = (self.join if action == "join" else self.leave)(group_id, user_id)
-            verb = "joined" if action == "join" else "left"
-            return {"changed": changed, "message": f"{name} {verb} group {group_id}."}
-        if post_id is None:
-            raise ValueError(f"{action} needs a post_id")
-        if action == "comment":
-            new_id = self.comment(group_id, post_id, user_id, text)
-            message = f"{name} commented on post {post_id} (comment {new_id})."
-            return {"changed": True, "comment_id": new_id, "message": message}
+        name, done = start_group_act(
+            self,
+            action,
+            TESTER_ACTIONS,
+            group_id=group_id,
+            user_id=user_id,
+            post_id=post_id,
+            text=text,
+            post_noun="post",
+        )
+        if done is not None:
+            return done
         if action == "delete-comment":
             if comment_id is None:
                 raise ValueError("delete-comment needs a comment_id")
@@ -562,60 +549,7 @@ class VkApiState:
             ids += [u for u in self.generated_users if u not in ids]
         return self.users(ids)
 
-    # Tokens, counts, rate limit and faults
-
-    def register_token(self, token: str, *, kind: str = "user") -> None:
-        """Accept this access token as a user, service or group token."""
-        if not isinstance(token, str) or not token:
-            raise ValueError("token must be a non-empty string")
-        if kind not in TOKEN_KINDS:
-            raise ValueError(f"kind must be one of {sorted(TOKEN_KINDS)}")
-        with self.lock:
-            self.tokens[token] = kind
-
-    def token_kind(self, token: str) -> str | None:
-        """ "user", "service" or "group" for a registered token; None otherwise."""
-        with self.lock:
-            return self.tokens.get(token)
-
-    @property
-    def request_counts(self) -> dict[str, int]:
-        """Calls per method name (inner execute calls included), "execute", and "total"
-        (HTTP requests, an execute counting as one)."""
-        with self.lock:
-            counts = dict(self._counts)
-        counts.setdefault("total", 0)
-        return counts
-
-    def reset_counts(self) -> None:
-        """Start counting from zero."""
-        with self.lock:
-            self._counts.clear()
-
-    def record(self, method: str, *, request: bool = True) -> None:
-        """Count a call of ``method``; ``request=False`` for calls inside an execute."""
-        with self.lock:
-            self._counts[method] += 1
-            if request:
-                self._counts["total"] += 1
-
-    def allow_request(self, token: str) -> bool:
-        """Take a slot of the token's per-second rate limit; False when it is exhausted."""
-        with self.lock:
-            limit = self.rate_limit_per_second
-            if limit is None:
-                return True
-            if limit <= 0:
-                return False
-            span, capacity = (1.0, int(limit)) if limit >= 1 else (1.0 / limit, 1)
-            now = time.monotonic()
-            window = self._windows.setdefault(token, deque())
-            while window and window[0] <= now - span:
-                window.popleft()
-            if len(window) >= capacity:
-                return False
-            window.append(now)
-            return True
+    # Faults (counts, tokens and the rate limit come from sandbox.faults)
 
     def inject_error(
         self,
@@ -626,76 +560,11 @@ class VkApiState:
         message: str | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` (None: of any data method) fail."""
-        code = _positive(error_code, "error_code")
-        times = _positive(times, "times")
-        if method is not None and (not isinstance(method, str) or not method):
-            raise ValueError("method must be a method name or None")
-        with self.lock:
-            self._faults.append(Fault(code, method, times, message))
-
-    def inject_timeout(self, seconds: float, times: int = 1) -> None:
-        """Make the next ``times`` requests sleep ``seconds`` before answering."""
-        if not isinstance(seconds, int | float) or seconds < 0:
-            raise ValueError("seconds must be a non-negative number")
-        times = _positive(times, "times")
-        with self.lock:
-            self._timeouts.append([float(seconds), float(times)])
-
-    def set_fault_rate(
-        self, rate: float, *, seed: int = 0, codes: Sequence[int] = DEFAULT_FAULT_CODES
-    ) -> None:
-        """Fail about ``rate`` of the requests with a random one of ``codes`` (0 stops)."""
-        if not isinstance(rate, int | float) or not 0 <= rate <= 1:
-            raise ValueError("rate must be between 0 and 1")
-        codes = tuple(_positive(code, "codes") for code in codes)
-        if not codes:
-            raise ValueError("codes must not be empty")
-        with self.lock:
-            self._fault_rate = float(rate)
-            self._fault_rng = random.Random(seed)
-            self._fault_codes = codes
-
-    def clear_faults(self) -> None:
-        """Drop armed errors, timeouts and the random fault rate."""
-        with self.lock:
-            self._faults.clear()
-            self._timeouts.clear()
-            self._fault_rate = 0.0
-
-    def take_timeout(self) -> float:
-        """Seconds the current request must sleep (consumes one armed timeout)."""
-        with self.lock:
-            if not self._timeouts:
-                return 0.0
-            armed = self._timeouts[0]
-            armed[1] -= 1
-            if armed[1] <= 0:
-                self._timeouts.pop(0)
-            return armed[0]
+        self._arm_error(_positive(error_code, "error_code"), method, times, message=message)
 
     def take_fault(self, method: str, *, wildcard: bool = True) -> Fault | None:
         """The armed error for this call, consumed; ``wildcard`` lets method=None ones match."""
-        with self.lock:
-            for fault in self._faults:
-                if fault.method == method or (wildcard and fault.method is None):
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-            return None
-
-    def random_fault(self) -> int | None:
-        """An error code for this request if the random fault rate picks it."""
-        with self.lock:
-            if self._fault_rate <= 0 or self._fault_rng.random() >= self._fault_rate:
-                return None
-            return self._fault_rng.choice(self._fault_codes)
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer")
-    return value
+        return self._take_armed(method, wildcard=wildcard)
 
 
 def _user_id(value: Any) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
+from sandbox.tester_pages import act_and_return, arg_int, pick_group, pick_user
 from sandbox.vkapi.api import vk_state
 from sandbox.vkapi.methods import newest_first
 from sandbox.vkapi.model import Group
@@ -18,30 +19,16 @@ POSTS_PER_PAGE = 20
 CALLBACK_ROWS = 8
 
 
-def _arg_int(source: Any, name: str) -> int | None:
-    raw = (source.get(name) or "").strip()
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
-
-
 @bp.get("/tester")
 def page() -> ResponseReturnValue:
     """Pick a person and a group; like, comment, repost and join as them."""
     vk = vk_state()
     users = vk.tester_users()
-    user_id = _arg_int(request.args, "user_id") or (users[0].id if users else None)
-    offset = max(0, _arg_int(request.args, "offset") or 0)
-    if user_id is not None and all(user.id != user_id for user in users):
-        users.append(vk.user(user_id))
+    user_id = pick_user(users, lambda user: user.id, vk.user)
+    offset = max(0, arg_int(request.args, "offset") or 0)
     with vk.lock:
-        groups = [vk.groups[group_id] for group_id in sorted(vk.groups)]
-        group = vk.groups.get(_arg_int(request.args, "group_id") or 0)
-        if group is None and groups:
-            group = groups[0]
+        group, group_rows = pick_group(vk.groups)
         posts = _posts(group, user_id, offset) if group and user_id else []
-        group_rows = [{"id": g.id, "name": g.name, "members": len(g.members)} for g in groups]
         selected = None
         if group is not None:
             selected = {
@@ -111,28 +98,18 @@ def _posts(group: Group, user_id: int, offset: int) -> list[dict[str, Any]]:
 def act() -> ResponseReturnValue:
     """Do the button's action as the chosen person, then go back to the page."""
     form = request.form
-    user_id, group_id = _arg_int(form, "user_id"), _arg_int(form, "group_id")
-    message = error = ""
-    try:
-        if user_id is None or group_id is None:
-            raise ValueError("pick a person and a group first")
-        result = vk_state().act(
+    user_id, group_id = arg_int(form, "user_id"), arg_int(form, "group_id")
+    return act_and_return(
+        lambda: vk_state().act(
             form.get("action", ""),
             group_id=group_id,
             user_id=user_id,
-            post_id=_arg_int(form, "post_id"),
+            post_id=arg_int(form, "post_id"),
             text=form.get("text", ""),
-            comment_id=_arg_int(form, "comment_id"),
-        )
-        message = result["message"] + ("" if result["changed"] else " (nothing changed)")
-    except ValueError as exc:
-        error = str(exc)
-    target = url_for(
-        ".page",
+            comment_id=arg_int(form, "comment_id"),
+        ),
+        missing=None if None not in (user_id, group_id) else "pick a person and a group first",
         user_id=user_id,
         group_id=group_id,
-        offset=_arg_int(form, "offset") or None,
-        message=message or None,
-        error=error or None,
+        offset=arg_int(form, "offset") or None,
     )
-    return redirect(target)
