@@ -141,6 +141,9 @@ class Config:
         self.OK_BACKOFF_SECONDS = float(_env("OK_BACKOFF_SECONDS", "0.5") or 0.5)
         # A callback about a removal is checked against VK while VK waits for "ok".
         self.VK_CALLBACK_CHECK_RETRIES = _env_int("VK_CALLBACK_CHECK_RETRIES", 1)
+        self.VK_CALLBACK_CHECK_TIMEOUT_SECONDS = float(
+            _env("VK_CALLBACK_CHECK_TIMEOUT_SECONDS", "2") or 2
+        )
         self.SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
         self.SCHEDULER_TICK_SECONDS = _env_int("SCHEDULER_TICK_SECONDS", 5)
         self.SCHEDULER_LEASE_SECONDS = _env_int("SCHEDULER_LEASE_SECONDS", 30)

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import requests
@@ -101,8 +102,9 @@ def _cycle(tracked_group_id: int, http: requests.Session, lease: str) -> Collect
     )
     if isinstance(collector, StreamCollector):
         return _stream_cycle(run, group, collector, target, progress)
-    # Taken before reading: a post published while a long first read runs is news later.
-    started = utcnow()
+    # Taken before reading: a post published while a long first read runs is news later,
+    # and a snapshot change committed after this seq may be newer than the reading.
+    started = ReadingStart(utcnow(), _committed_seq(group.id))
     try:
         reading = collector.read(target, progress)
     except CollectorError as exc:
@@ -115,7 +117,18 @@ def _cycle(tracked_group_id: int, http: requests.Session, lease: str) -> Collect
         return _finish(run, "failed", reading, error=f"{type(exc).__name__}: {exc}")
 
 
-def _record(run, group, reading: GroupReading, started: datetime, progress) -> CollectionRun:
+@dataclass(frozen=True)
+class ReadingStart:
+    at: datetime
+    seq: int  # the group's change_seq committed before the reading began
+
+
+def _committed_seq(group_id: int) -> int:
+    db.session.commit()  # a fresh transaction: the value committed now, not a cached one
+    return db.session.scalar(select(TrackedGroup.change_seq).where(TrackedGroup.id == group_id))
+
+
+def _record(run, group, reading: GroupReading, started: ReadingStart, progress) -> CollectionRun:
     run.requests, run.items_read = reading.requests, reading.items_read
     run.errors = len(reading.errors)
     run.error_log = "\n".join(reading.errors)[-4000:]
@@ -130,8 +143,9 @@ def _record(run, group, reading: GroupReading, started: datetime, progress) -> C
         changes = _baseline_changes(reading)
     members = linked_members(group.network, {c.subject for c in changes})
     _apply(run, group, reading, changes, members, utcnow(), started)
+    group.scanned_posts = [post.post_id for post in reading.posts]
     if group.baseline_at is None:
-        group.baseline_at = started
+        group.baseline_at = started.at
     status = "succeeded" if not reading.errors else "partial"
     return _finish(run, status, reading)
 
@@ -267,7 +281,7 @@ def _apply(
     changes: Sequence[Change],
     members: dict[str, int],
     now: datetime,
-    started: datetime,
+    started: ReadingStart,
 ) -> None:
     # A post counts as seen only once all its lists were read: until then an old post that
     # entered the window stays "old" and its activity stays baseline.
@@ -287,10 +301,10 @@ def _apply(
     new_posts = [row for row in new_posts if row["post_id"] not in known]
     total = max(1, len(changes))
     for start in range(0, len(changes), CHUNK):
-        lock_group(group.id)  # callbacks change the same snapshot
-        chunk = _not_changed_since(group.id, changes[start : start + CHUNK], started)
+        seq = lock_group(group.id)  # callbacks change the same snapshot
+        chunk = _not_changed_since(group.id, changes[start : start + CHUNK], started.seq)
         write_snapshot(group.id, chunk)
-        mark_changes(group.id, [c for c in chunk if c.kind in ("left", "removed")], now)
+        mark_changes(group.id, [c for c in chunk if c.kind in EVENT_KINDS], now, seq)
         events = [
             event_for(
                 group, change, members[change.subject], now, change_key(group, change, f"r{run.id}")
@@ -317,24 +331,24 @@ def mark_key(change: Change) -> tuple[str, str, str, str]:
 
 
 def mark_changes(
-    group_id: int, changes: Sequence[Change], now: datetime, *, by_callback: bool = False
+    group_id: int, changes: Sequence[Change], now: datetime, seq: int, *, by_callback: bool = False
 ) -> None:
-    """Remember when these items changed: removals, so that a late callback about the item is
-    checked, and every change a callback applied, so that an older reading leaves it alone."""
+    """Remember that these items changed at this seq (see ActivityMark)."""
     if not changes:
         return
-    rows = {
-        mark_key(change): {
+    rows = {}
+    for change in changes:
+        post_id, kind, subject, item_id = mark_key(change)
+        rows[(post_id, kind, subject, item_id)] = {
             "tracked_group_id": group_id,
-            "post_id": mark_key(change)[0],
-            "kind": mark_key(change)[1],
-            "subject": change.subject,
-            "item_id": mark_key(change)[3],
+            "post_id": post_id,
+            "kind": kind,
+            "subject": subject,
+            "item_id": item_id,
             "changed_at": now,
             "by_callback": by_callback,
+            "seq": seq,
         }
-        for change in changes
-    }
     statement = dialect_insert(ActivityMark)
     db.session.execute(
         statement.on_conflict_do_update(
@@ -342,14 +356,15 @@ def mark_changes(
             set_={
                 "changed_at": statement.excluded.changed_at,
                 "by_callback": statement.excluded.by_callback,
+                "seq": statement.excluded.seq,
             },
         ),
         list(rows.values()),
     )
 
 
-def _not_changed_since(group_id: int, changes: Sequence[Change], started: datetime) -> list[Change]:
-    """The changes whose items no callback changed after this cycle began reading: for those
+def _not_changed_since(group_id: int, changes: Sequence[Change], seen_seq: int) -> list[Change]:
+    """The changes whose items nothing changed after this cycle began reading: for the others
     the reading is older than the snapshot, and the next cycle settles them."""
     newer = {
         tuple(row)
@@ -359,23 +374,19 @@ def _not_changed_since(group_id: int, changes: Sequence[Change], started: dateti
                 ActivityMark.kind,
                 ActivityMark.subject,
                 ActivityMark.item_id,
-            ).where(
-                ActivityMark.tracked_group_id == group_id,
-                ActivityMark.by_callback.is_(True),
-                ActivityMark.changed_at > started,
-            )
+            ).where(ActivityMark.tracked_group_id == group_id, ActivityMark.seq > seen_seq)
         )
     }
     if not newer:
         return list(changes)
-    skipped = [c for c in changes if mark_key(c) in newer]
-    if skipped:
+    kept = [c for c in changes if mark_key(c) not in newer]
+    if len(kept) < len(changes):
         log.info(
-            "group %s: %d changes left to the next cycle (callbacks were newer)",
+            "group %s: %d changes left to the next cycle (the snapshot changed meanwhile)",
             group_id,
-            len(skipped),
+            len(changes) - len(kept),
         )
-    return [c for c in changes if mark_key(c) not in newer]
+    return kept
 
 
 def _insert_ignoring_existing(model):

@@ -482,6 +482,7 @@ def set_webhook(group: Any, url: str, *, http: requests.Session | None = None) -
     (the hook compares it); returns Telegram's description. One connection at a time keeps
     the updates in order, so a post's automatic forward comes before its comments."""
     secret = secrets.token_urlsafe(32)
+    previous = group.callback_secret_encrypted
     # Stored before Telegram is told: a delivery using the new secret is never refused.
     group.callback_secret_encrypted = encrypt_text(secret)
     db.session.commit()
@@ -492,7 +493,14 @@ def set_webhook(group: Any, url: str, *, http: requests.Session | None = None) -
         "allowed_updates": list(ALLOWED_UPDATES),
         "max_connections": 1,
     }
-    collector.call(decrypt_text(group.token_encrypted), "setWebhook", params)
+    try:
+        collector.call(decrypt_text(group.token_encrypted), "setWebhook", params)
+    except CollectorError:
+        # Telegram kept the old webhook and its secret: so must we, or every delivery is
+        # refused until someone notices.
+        group.callback_secret_encrypted = previous
+        db.session.commit()
+        raise
     return "Webhook was set"
 
 

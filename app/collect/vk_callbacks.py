@@ -50,7 +50,7 @@ from app.models import (
     TrackedGroup,
 )
 from app.models.types import utcnow
-from app.services.crypto import decrypt_text
+from app.services.crypto import CipherError, decrypt_text
 from app.services.locks import lock_group
 from app.services.processing import process_events
 
@@ -99,8 +99,15 @@ def handle_callback(payload: Any, *, http: requests.Session | None = None) -> Ca
     if kind == "confirmation":
         return CallbackResult(group.callback_confirmation, "confirmation")
     secret = payload.get("secret")
-    expected = decrypt_text(group.callback_secret_encrypted)
-    if not isinstance(secret, str) or not hmac.compare_digest(secret, expected):
+    try:
+        expected = decrypt_text(group.callback_secret_encrypted)
+    except CipherError:
+        # VK retries until this is fixed, so nothing is lost meanwhile.
+        log.error(
+            "VK group %s: its callback secret cannot be decrypted with the keys set", vk_group
+        )
+        raise CallbackRefused(503, "Callbacks are misconfigured here; try again later.") from None
+    if not isinstance(secret, str) or not hmac.compare_digest(secret.encode(), expected.encode()):
         log.warning("VK callback %r for group %s refused: wrong or missing secret", kind, vk_group)
         raise CallbackRefused(403, "The secret key does not match.")
     event_id = payload.get("event_id")
@@ -144,7 +151,8 @@ def change_from_callback(kind: str, event: Any, group_id: str) -> Change | None:
         verb = "added" if kind == "like_add" else "removed"
         return Change(verb, str(liker), post_id=str(post), activity="like")
     if kind == "wall_repost":
-        original = (event.get("copy_history") or [None])[0]
+        history = event.get("copy_history")
+        original = history[0] if isinstance(history, list) and history else None
         if not isinstance(original, Mapping) or _int(original.get("owner_id")) != owner:
             return None
         who, post = _int(event.get("owner_id") or event.get("from_id")), _int(original.get("id"))
@@ -182,56 +190,91 @@ def _apply_once(
     change: Change | None,
     http: requests.Session | None,
 ) -> str:
-    lock_group(group.id)  # callbacks and polling cycles of this group, one at a time
-    key = f"vk-callback:{group.group_id}:{event_id}"
-    seen = db.session.scalar(
-        select(ProviderNotification.id).where(
-            ProviderNotification.network == "vk", ProviderNotification.dedup_key == key[:255]
-        )
-    )
-    if seen is not None:
+    key = f"vk-callback:{group.group_id}:{event_id}"[:255]
+    if _seen(key):
         return "duplicate"
     if change is None:
         outcome = "not counted"
     elif group.baseline_at is None:
         outcome = "before the baseline"
+    elif _outside_scan(group, change):
+        outcome = "not counted: older than the posts polling reads"
     else:
-        outcome = _settle(group, change, event_id, http)
-    db.session.add(
-        ProviderNotification(
-            network="vk",
-            dedup_key=key[:255],
-            event_type=kind[:64],
-            subject=(change.subject if change else "")[:255],
-            outcome=outcome[:255],
-        )
-    )
+        return _settle(group, kind, key, change, http)
+    lock_group(group.id)
+    if _seen(key):
+        return "duplicate"
+    _remember(key, kind, change, outcome)
     return outcome
 
 
 def _settle(
-    group: TrackedGroup, change: Change, event_id: str, http: requests.Session | None
+    group: TrackedGroup, kind: str, key: str, change: Change, http: requests.Session | None
 ) -> str:
+    """Decide without holding the group's lock (a check asks VK, which may be slow), then
+    take the lock and apply the decision only if the item is still as it was when decided;
+    if it changed meanwhile, decide once more, else leave it to polling."""
+    for _ in range(2):
+        before = _item_state(group.id, change)
+        actual: bool | None = None
+        if _needs_check(change, before):
+            db.session.rollback()  # no transaction stays open while VK is asked
+            actual = _check(group, before.change, http)
+        seq = lock_group(group.id)
+        if _seen(key):
+            return "duplicate"
+        if _item_state(group.id, change) == before:
+            outcome = _conclude(group, before, actual, key, seq)
+            _remember(key, kind, before.change, outcome)
+            return outcome
+        db.session.rollback()
+    lock_group(group.id)
+    if _seen(key):
+        return "duplicate"
+    outcome = "left to polling: the item kept changing while it was checked"
+    _remember(key, kind, change, outcome)
+    return outcome
+
+
+@dataclass(frozen=True)
+class ItemState:
+    change: Change  # with the comment's author filled in for a deletion
+    known: bool  # the author of a deleted comment was found
+    present: bool
+    mark_seq: int | None  # None: the item has no history
+
+
+def _item_state(group_id: int, change: Change) -> ItemState:
     if change.activity == "comment" and change.kind == "removed":
-        author = _comment_author(group.id, change)
+        author = _comment_author(group_id, change)
         if author is None:
-            return "already counted"
+            return ItemState(change, False, False, None)
         change = Change("removed", author, change.post_id, change.activity, change.item_id)
-    present = _in_snapshot(group.id, change)
+    return ItemState(change, True, _in_snapshot(group_id, change), _mark_seq(group_id, change))
+
+
+def _needs_check(change: Change, state: ItemState) -> bool:
     adds = change.kind in ("joined", "added")
-    if present == adds:
+    if not state.known or state.present == adds:
+        return False
+    return not (adds and state.mark_seq is None)
+
+
+def _conclude(
+    group: TrackedGroup, state: ItemState, actual: bool | None, key: str, seq: int
+) -> str:
+    change = state.change
+    adds = change.kind in ("joined", "added")
+    if not state.known or state.present == adds:
         return "already counted"
-    if adds and not _ever_removed(group.id, change):
-        _record(group, change, event_id)
+    if actual is None and adds and state.mark_seq is None:
+        _record(group, change, key, seq)
         return "counted"
-    actual = _check(group, change, http)
     if actual is None:
         return "left to polling: VK could not confirm it"
-    if actual == present:
+    if actual == state.present:
         return "stale: VK shows no change"
-    if actual != adds:
-        change = _opposite(change)
-    _record(group, change, event_id)
+    _record(group, change if actual == adds else _opposite(change), key, seq)
     return "counted after checking VK"
 
 
@@ -242,25 +285,64 @@ def _opposite(change: Change) -> Change:
     )
 
 
-def _record(group: TrackedGroup, change: Change, event_id: str) -> None:
+def _record(group: TrackedGroup, change: Change, key: str, seq: int) -> None:
     now = utcnow()
     write_snapshot(group.id, [change])
-    mark_changes(group.id, [change], now, by_callback=True)
+    mark_changes(group.id, [change], now, seq, by_callback=True)
     member_id = linked_members(group.network, {change.subject}).get(change.subject)
     if member_id is not None:
-        key = change_key(group, change, f"cb{event_id}")
-        process_events([event_for(group, change, member_id, now, key)])
+        event_id = key.split(":", 2)[2]  # vk-callback:<group>:<event_id>
+        event_key = change_key(group, change, f"cb{event_id}")
+        process_events([event_for(group, change, member_id, now, event_key)])
+
+
+def _seen(key: str) -> bool:
+    return (
+        db.session.scalar(
+            select(ProviderNotification.id).where(
+                ProviderNotification.network == "vk", ProviderNotification.dedup_key == key
+            )
+        )
+        is not None
+    )
+
+
+def _remember(key: str, kind: str, change: Change | None, outcome: str) -> None:
+    db.session.add(
+        ProviderNotification(
+            network="vk",
+            dedup_key=key,
+            event_type=kind[:64],
+            subject=(change.subject if change else "")[:255],
+            outcome=outcome[:255],
+        )
+    )
+
+
+def _outside_scan(group: TrackedGroup, change: Change) -> bool:
+    """An older post than any the last cycle read, and not one of them: polling would never
+    reconcile what a callback counted there."""
+    if change.post_id is None or not group.scanned_posts:
+        return False
+    scanned = {int(post) for post in group.scanned_posts if str(post).isdigit()}
+    post = int(change.post_id)
+    return bool(scanned) and post not in scanned and post < max(scanned)
 
 
 def _in_snapshot(group_id: int, change: Change) -> bool:
     if change.post_id is None:
-        found = db.session.get(MemberSnapshot, (group_id, change.subject))
-    else:
-        found = db.session.get(
-            ActivitySnapshot,
-            (group_id, change.post_id, change.activity, change.subject, change.item_id),
+        query = select(MemberSnapshot.subject).where(
+            MemberSnapshot.tracked_group_id == group_id, MemberSnapshot.subject == change.subject
         )
-    return found is not None
+    else:
+        query = select(ActivitySnapshot.subject).where(
+            ActivitySnapshot.tracked_group_id == group_id,
+            ActivitySnapshot.post_id == change.post_id,
+            ActivitySnapshot.kind == change.activity,
+            ActivitySnapshot.subject == change.subject,
+            ActivitySnapshot.item_id == change.item_id,
+        )
+    return db.session.scalar(query) is not None
 
 
 def _comment_author(group_id: int, change: Change) -> str | None:
@@ -274,19 +356,29 @@ def _comment_author(group_id: int, change: Change) -> str | None:
     )
 
 
-def _ever_removed(group_id: int, change: Change) -> bool:
-    """Whether the item has a history: removed once, or changed by a callback before."""
-    return db.session.get(ActivityMark, (group_id, *mark_key(change))) is not None
+def _mark_seq(group_id: int, change: Change) -> int | None:
+    """The seq of the item's last change, or None when it has no history."""
+    post_id, kind, subject, item_id = mark_key(change)
+    return db.session.scalar(
+        select(ActivityMark.seq).where(
+            ActivityMark.tracked_group_id == group_id,
+            ActivityMark.post_id == post_id,
+            ActivityMark.kind == kind,
+            ActivityMark.subject == subject,
+            ActivityMark.item_id == item_id,
+        )
+    )
 
 
 def _check(group: TrackedGroup, change: Change, http: requests.Session | None) -> bool | None:
     """Whether the item exists on VK now; None when VK would not say."""
     config = current_app.config
     collector = VKCollector.from_config(config, http or requests.Session())
-    # VK waits only seconds for "ok": one retry at most, then polling settles it.
+    # VK waits only seconds for "ok": a short timeout and one retry, then polling settles it.
     collector.pacer.max_retries = min(
         collector.pacer.max_retries, config["VK_CALLBACK_CHECK_RETRIES"]
     )
+    collector.timeout = min(collector.timeout, config["VK_CALLBACK_CHECK_TIMEOUT_SECONDS"])
     target = GroupTarget(
         group_id=group.group_id,
         token=decrypt_text(group.token_encrypted),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -33,6 +33,12 @@ class TrackedGroup(db.Model):
     # each event carries (encrypted). Without a secret the group's callbacks are refused.
     callback_confirmation: Mapped[str | None] = mapped_column(String(64))
     callback_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Raised by every transaction that changes the snapshot (under the group's lock): a
+    # database-side clock, so that no two processes' wall clocks are ever compared.
+    change_seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The posts the last cycle read: a callback about an older post outside them counts
+    # nothing, since no cycle would ever reconcile it.
+    scanned_posts: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class MemberSnapshot(db.Model):
@@ -75,12 +81,13 @@ class ActivitySnapshot(db.Model):
 
 
 class ActivityMark(db.Model):
-    """When an item of a group's lists last changed outside a polling cycle, or was removed.
+    """When an item of a group's lists last changed (not in a baseline), as the group's
+    change_seq.
 
     Two uses: a polling cycle that started reading before a callback changed an item leaves
-    that item alone (its reading is older), and a callback about an item that was ever
-    removed is checked against the network before it counts (it may be late and stale).
-    post_id is "" and kind "member" for membership.
+    that item alone (its reading is older), and a callback about an item that has a history
+    is checked against the network before it counts (it may be late and stale). post_id is
+    "" and kind "member" for membership.
     """
 
     __tablename__ = "activity_marks"
@@ -94,6 +101,7 @@ class ActivityMark(db.Model):
     item_id: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     by_callback: Mapped[bool] = mapped_column(default=False)
+    seq: Mapped[int] = mapped_column(default=0)  # the group's change_seq of the change
 
 
 class DiscussionThread(db.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.models import Member, TrackedGroup
@@ -14,8 +14,14 @@ def lock_member(member_id: int) -> None:
     db.session.execute(update(Member).where(Member.id == member_id).values(id=Member.id))
 
 
-def lock_group(tracked_group_id: int) -> None:
-    """Serialise changes to one tracked group's snapshot: callbacks and polling cycles."""
+def lock_group(tracked_group_id: int) -> int:
+    """Serialise changes to one tracked group's snapshot (callbacks and polling chunks), and
+    raise its change_seq; returns the new value, which the changes made now are marked with."""
     db.session.execute(
-        update(TrackedGroup).where(TrackedGroup.id == tracked_group_id).values(id=TrackedGroup.id)
+        update(TrackedGroup)
+        .where(TrackedGroup.id == tracked_group_id)
+        .values(change_seq=TrackedGroup.change_seq + 1)
+    )
+    return db.session.scalar(
+        select(TrackedGroup.change_seq).where(TrackedGroup.id == tracked_group_id)
     )

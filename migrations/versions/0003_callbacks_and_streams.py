@@ -20,6 +20,10 @@ def upgrade():
         batch.add_column(sa.Column("cursor", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("callback_confirmation", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("callback_secret_encrypted", sa.LargeBinary(), nullable=True))
+        batch.add_column(
+            sa.Column("change_seq", sa.Integer(), server_default="0", nullable=False)
+        )
+        batch.add_column(sa.Column("scanned_posts", sa.JSON(), nullable=True))
     op.create_table(
         "activity_marks",
         sa.Column("tracked_group_id", sa.Integer(), nullable=False),
@@ -29,6 +33,7 @@ def upgrade():
         sa.Column("item_id", sa.String(length=64), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("by_callback", sa.Boolean(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["tracked_group_id"],
             ["tracked_groups.id"],
@@ -66,6 +71,8 @@ def downgrade():
     op.drop_table("discussion_threads")
     op.drop_table("activity_marks")
     with op.batch_alter_table("tracked_groups") as batch:
+        batch.drop_column("scanned_posts")
+        batch.drop_column("change_seq")
         batch.drop_column("callback_secret_encrypted")
         batch.drop_column("callback_confirmation")
         batch.drop_column("cursor")

@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.collect.base import GroupTarget
+from app.collect.base import CollectorError, GroupTarget
 from app.collect.engine import apply_stream_changes, collect_group
 from app.collect.telegram import TelegramCollector, delete_webhook, set_webhook
 from app.extensions import db as app_db
@@ -358,3 +358,16 @@ def test_a_channel_is_added_by_its_negative_chat_id_on_the_command_line(ctx, tg)
         args=["groups", "add", "--network", "telegram", "--group-id", "@news", "--token", TOKEN]
     )
     assert wrong.exit_code != 0 and "chat id" in wrong.output
+
+
+@pytest.mark.database
+def test_a_webhook_telegram_refuses_keeps_the_secret_it_had(ctx, tg):
+    group = app_db.session.get(TrackedGroup, tracked())
+    set_webhook(group, f"http://127.0.0.1:9/hooks/telegram/{group.id}")
+    kept = decrypt_text(group.callback_secret_encrypted)
+    with pytest.raises(CollectorError, match="HTTPS"):
+        set_webhook(group, "ftp://portal.example/hooks")
+    app_db.session.expire_all()
+    group = app_db.session.get(TrackedGroup, group.id)
+    assert decrypt_text(group.callback_secret_encrypted) == kept
+    assert tg.webhook_info(TOKEN)["url"] == f"http://127.0.0.1:9/hooks/telegram/{group.id}"

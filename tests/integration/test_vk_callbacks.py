@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
+import time
 
 import pytest
 import requests
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from app.collect.base import GroupTarget
-from app.collect.engine import _record, collect_group
+from app.collect.engine import ReadingStart, _committed_seq, _record, collect_group
 from app.collect.registry import collector_for
 from app.extensions import db as app_db
 from app.models import CollectionRun, ProviderNotification, TrackedGroup
@@ -95,7 +97,7 @@ def test_malformed_callbacks_are_refused_clearly(group_id, client, body, status,
     assert message in answer.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("secret", [None, "", "wrongSecret2026", SECRET.upper()])
+@pytest.mark.parametrize("secret", [None, "", "wrongSecret2026", SECRET.upper(), "sécret", 12345])
 def test_a_wrong_or_missing_secret_changes_nothing_and_is_logged(
     group_id, client, vk, caplog, secret
 ):
@@ -191,7 +193,7 @@ def test_a_reading_older_than_a_callback_leaves_that_item_to_the_next_cycle(grou
     anna = member_for(ANNA)
     group = app_db.session.get(TrackedGroup, group_id)
     # A cycle reads before Anna's like...
-    started = utcnow()
+    started = ReadingStart(utcnow(), _committed_seq(group_id))
     collector = collector_for("vk", current_app.config, requests.Session())
     reading = collector.read(GroupTarget(str(GROUP), TOKEN, 20), lambda phase, percent: None)
     # ...the like and its callback land while the cycle is still reading...
@@ -351,3 +353,115 @@ def test_the_callbacks_command_turns_callbacks_on_and_off(ctx, client, vk):
     assert off.exit_code == 0, off.output
     answer = client.post("/hooks/vk", json={"type": "confirmation", "group_id": GROUP})
     assert answer.status_code == 404
+
+
+def test_a_malformed_repost_is_not_counted(group_id, client, vk):
+    answer = push(
+        client,
+        "wall_repost",
+        {"id": 5, "owner_id": ANNA, "copy_history": {"id": 1}},
+        event_id="odd",
+    )
+    assert answer.status_code == 200 and outcome("odd") == "not counted"
+
+
+def test_a_callback_about_a_post_polling_does_not_read_counts_nothing(ctx, client, vk):
+    old = vk.add_post(GROUP, "old")
+    new = vk.add_post(GROUP, "new")
+    anna = member_for(ANNA)
+    tracked_id = tracked(posts_to_scan=1)
+    set_callbacks(tracked_id, secret=SECRET, confirmation=CONFIRMATION)
+    collect_group(tracked_id)
+    vk.like(GROUP, old, ANNA)
+    push(client, "like_add", like("like_add", old, ANNA), event_id="old-like")
+    assert outcome("old-like") == "not counted: older than the posts polling reads"
+    assert balance(anna) == 0, "its removal would never be seen: nothing is counted"
+    vk.like(GROUP, new, ANNA)
+    push(client, "like_add", like("like_add", new, ANNA), event_id="new-like")
+    newer = vk.add_post(GROUP, "newer")
+    vk.like(GROUP, newer, ANNA)
+    push(client, "like_add", like("like_add", newer, ANNA), event_id="newer-like")
+    assert outcome("new-like") == "counted" and outcome("newer-like") == "counted"
+
+
+def test_no_lock_is_held_while_vk_is_asked(group_id, client, vk, app, database_url):
+    """A slow check must not stop the rest of the portal writing (SQLite has one writer)."""
+    post = vk.add_post(GROUP, "Hello")
+    member_for(ANNA)
+    vk.like(GROUP, post, ANNA)
+    collect_group(group_id)
+    vk.unlike(GROUP, post, ANNA)
+    vk.inject_timeout(1.5, times=1)  # VK answers the check slowly (within the check timeout)
+    result = {}
+
+    def callback() -> None:
+        with app.test_client() as other_client:
+            result["answer"] = push(
+                other_client, "like_remove", like("like_remove", post, ANNA), event_id="slow"
+            )
+
+    thread = threading.Thread(target=callback)
+    thread.start()
+    time.sleep(0.5)
+    if database_url.startswith("sqlite"):
+        engine = create_engine(database_url, connect_args={"timeout": 0.5})
+    else:
+        engine = create_engine(database_url, connect_args={"options": "-c lock_timeout=500"})
+    try:
+        began = time.monotonic()
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE tracked_groups SET name = name WHERE id = :id"), {"id": group_id}
+            )
+        waited = time.monotonic() - began
+    finally:
+        thread.join()
+        engine.dispose()
+    assert waited < 0.5
+    assert result["answer"].status_code == 200
+    assert outcome("slow") == "counted after checking VK"
+    assert [e[0] for e in events()] == ["activity", "activity_deleted"]
+
+
+def test_a_cycle_never_counts_again_what_a_callback_waiting_for_a_member_counted(
+    group_id, client, vk, app, database_url
+):
+    """PostgreSQL: the callback holds the group's lock and waits for the member's row (another
+    transaction on that member holds it) while a cycle reads; the cycle must not count the
+    like again once the callback commits."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    post = vk.add_post(GROUP, "Hello")
+    anna = member_for(ANNA)
+    vk.like(GROUP, post, ANNA)
+    engine = create_engine(database_url)
+    holder = engine.connect()
+    transaction = holder.begin()
+    holder.execute(text("SELECT id FROM members WHERE id = :m FOR NO KEY UPDATE"), {"m": anna})
+    result = {}
+
+    def callback() -> None:
+        with app.test_client() as other_client:
+            result["answer"] = push(
+                other_client, "like_add", like("like_add", post, ANNA), event_id="waits"
+            )
+
+    def release() -> None:
+        time.sleep(2.0)
+        transaction.commit()
+        holder.close()
+
+    threads = [threading.Thread(target=callback), threading.Thread(target=release)]
+    threads[0].start()
+    time.sleep(0.5)
+    threads[1].start()
+    try:
+        run = collect_group(group_id)
+    finally:
+        for thread in threads:
+            thread.join()
+        engine.dispose()
+    assert result["answer"].status_code == 200 and outcome("waits") == "counted"
+    assert run.events_found == 0
+    assert [e[0] for e in events()] == ["activity"] and balance(anna) == 5
+    assert collect_group(group_id).events_found == 0
