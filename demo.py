@@ -37,6 +37,8 @@ SANDBOX_PREFIX = "/sandbox"
 DEMO_MARKETER = "marketer@demo.example.com"
 DEMO_VK_GROUP = 1
 DEMO_VK_TOKEN = "demo-vk-service-token"  # noqa: S105 - the sandbox's own token
+DEMO_OK_GROUP = 53038939046008
+DEMO_OK_TOKEN = "demo-ok-group-token"  # noqa: S105 - the sandbox's own token
 # The demo community's Callback API settings, as VK's community settings page would show them.
 DEMO_VK_CALLBACK_SECRET = "demoCallbackSecret1"  # noqa: S105 - the sandbox's own
 DEMO_VK_CALLBACK_CONFIRMATION = "d3m0c0nf"
@@ -105,6 +107,7 @@ def create_demo_app() -> Flask:
     )
     register_portal(sandbox.extensions["sandbox"], [config["PUBLIC_URL"]])
     seed_vk_group(sandbox.extensions["sandbox"])
+    seed_ok_group(sandbox.extensions["sandbox"])
     portal.wsgi_app = DispatcherMiddleware(portal.wsgi_app, {SANDBOX_PREFIX: sandbox})
     if serving():
         connect_vk_callbacks(sandbox.extensions["sandbox"], config["PUBLIC_URL"])
@@ -153,6 +156,17 @@ def connect_vk_callbacks(state, public_url: str) -> threading.Thread:
     return thread
 
 
+def seed_ok_group(state) -> None:
+    """The demo's Odnoklassniki group, rebuilt the same at every start like the VK one."""
+    ok = state.ok
+    ok.register_token(DEMO_OK_TOKEN)
+    ok.create_group(DEMO_OK_GROUP, "Loyalink Club")
+    for text in ("Welcome to the Loyalink Club!", "Give this topic a Klass for points"):
+        ok.add_post(DEMO_OK_GROUP, text)
+    for person in state.persons:
+        ok.join(DEMO_OK_GROUP, int(person["networks"]["ok"]["uid"]))
+
+
 @click.command("demo-seed")
 @with_appcontext
 def demo_seed() -> None:
@@ -171,6 +185,8 @@ def demo_seed() -> None:
         group = add_group(
             "vk", str(DEMO_VK_GROUP), "Loyalink Club", DEMO_VK_TOKEN, interval_seconds=10
         )
+    if db.session.scalar(select(TrackedGroup).where(TrackedGroup.network == "ok")) is None:
+        add_group("ok", str(DEMO_OK_GROUP), "Loyalink Club", DEMO_OK_TOKEN, interval_seconds=10)
     if group.callback_confirmation is None:
         set_callbacks(
             group.id,
@@ -187,4 +203,5 @@ def demo_seed() -> None:
         f"  VK group: act as a person at {DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/vk-api/tester;\n"
         f"            the like reaches the portal at once through VK's Callback API, and\n"
         f"            the scheduler reconciles every 10 s (see {DEMO_PUBLIC_URL}/ops/runs)\n"
+        f"  OK group: act at {DEMO_PUBLIC_URL}{SANDBOX_PREFIX}/ok-api/tester; read every 10 s\n"
     )

@@ -1,4 +1,5 @@
-"""bench/accuracy.py on a small random script: every change found exactly once, under faults.
+"""bench/accuracy.py on a small random script: every change found exactly once, under faults,
+by VK polling, VK callbacks with polling, and Odnoklassniki polling.
 
 The script builds its own portal (SQLite in a temporary file) and sandbox, so this test uses
 none of the database fixtures and is not marked `database`.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from bench.accuracy import main
 
 SUMMARY = re.compile(
@@ -16,8 +19,13 @@ SUMMARY = re.compile(
 )
 
 
-def test_the_collector_finds_every_change_once_and_the_ledger_agrees(capsys):
-    status = main(["--seed", "11", "--actions", "150", "--persons", "12", "--fault-rate", "0.1"])
+@pytest.mark.parametrize(
+    "mode", [[], ["--callbacks"], ["--network", "ok"]], ids=["vk", "vk-callbacks", "ok"]
+)
+def test_the_collector_finds_every_change_once_and_the_ledger_agrees(capsys, mode):
+    status = main(
+        ["--seed", "11", "--actions", "150", "--persons", "12", "--fault-rate", "0.1", *mode]
+    )
     output = capsys.readouterr().out
     match = SUMMARY.fullmatch(output.strip().splitlines()[-1])
     assert match, output
