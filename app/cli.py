@@ -142,7 +142,7 @@ def add_group_command(network, group_id, name, token, posts_to_scan, interval_se
 @click.option("--confirmation", help="The string VK's Callback API settings ask to return.")
 @click.option("--off", is_flag=True, help="Refuse this group's callbacks from now on.")
 def callbacks_command(tracked_group_id, secret, confirmation, off) -> None:
-    """Accept VK Callback API events for a tracked VK group at /hooks/vk."""
+    """Accept VK Callback API events for a tracked VK group at /hooks/vk/<id>."""
     try:
         if off:
             clear_callbacks(tracked_group_id)
@@ -153,7 +153,7 @@ def callbacks_command(tracked_group_id, secret, confirmation, off) -> None:
         group = set_callbacks(tracked_group_id, secret=secret, confirmation=confirmation)
     except GroupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"VK group {group.group_id} callbacks accepted at /hooks/vk.")
+    click.echo(f"VK group {group.group_id} callbacks accepted at /hooks/vk/{group.id}.")
 
 
 @groups_cli.command("webhook")

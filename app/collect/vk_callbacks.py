@@ -82,8 +82,11 @@ class CallbackResult:
     outcome: str  # what happened, for the log and the tests
 
 
-def handle_callback(payload: Any, *, http: requests.Session | None = None) -> CallbackResult:
-    """Verify and apply one Callback API request; commits."""
+def handle_callback(
+    payload: Any, *, tracked_group_id: int | None = None, http: requests.Session | None = None
+) -> CallbackResult:
+    """Verify and apply one Callback API request; commits. With `tracked_group_id` (the
+    group's own URL) the event must be about that group."""
     if not isinstance(payload, Mapping):
         raise CallbackRefused(400, "Expected a JSON object from the VK Callback API.")
     kind, vk_group = payload.get("type"), payload.get("group_id")
@@ -96,6 +99,11 @@ def handle_callback(payload: Any, *, http: requests.Session | None = None) -> Ca
     )
     if group is None or not group.callback_confirmation or not group.callback_secret_encrypted:
         raise CallbackRefused(404, f"VK group {vk_group} has no callbacks configured here.")
+    if tracked_group_id is not None and group.id != tracked_group_id:
+        raise CallbackRefused(
+            400,
+            f"This URL is tracked group #{tracked_group_id}'s; the event is VK group {vk_group}'s.",
+        )
     if kind == "confirmation":
         return CallbackResult(group.callback_confirmation, "confirmation")
     secret = payload.get("secret")

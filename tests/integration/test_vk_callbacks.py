@@ -465,3 +465,12 @@ def test_a_cycle_never_counts_again_what_a_callback_waiting_for_a_member_counted
     assert run.events_found == 0
     assert [e[0] for e in events()] == ["activity"] and balance(anna) == 5
     assert collect_group(group_id).events_found == 0
+
+
+def test_each_group_may_have_its_own_url(group_id, client, vk):
+    own = client.post(f"/hooks/vk/{group_id}", json={"type": "confirmation", "group_id": GROUP})
+    assert own.status_code == 200 and own.get_data(as_text=True) == CONFIRMATION
+    other = client.post(
+        f"/hooks/vk/{group_id + 1}", json={"type": "confirmation", "group_id": GROUP}
+    )
+    assert other.status_code == 400 and "the event is VK group" in other.get_data(as_text=True)
