@@ -144,6 +144,8 @@ class Config:
         self.VK_CALLBACK_CHECK_TIMEOUT_SECONDS = float(
             _env("VK_CALLBACK_CHECK_TIMEOUT_SECONDS", "2") or 2
         )
+        # How long a callback's event_id is remembered against VK's retries.
+        self.VK_CALLBACK_KEEP_DAYS = _env_int("VK_CALLBACK_KEEP_DAYS", 7)
         self.SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
         self.SCHEDULER_TICK_SECONDS = _env_int("SCHEDULER_TICK_SECONDS", 5)
         self.SCHEDULER_LEASE_SECONDS = _env_int("SCHEDULER_LEASE_SECONDS", 30)

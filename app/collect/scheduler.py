@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select
 
 from app.collect.engine import HOLDER, collect_group
 from app.collect.leases import acquire
+from app.collect.vk_callbacks import forget_old_callbacks
 from app.extensions import db
 from app.models import CollectionRun, TrackedGroup
 from app.models.types import utcnow
@@ -75,6 +76,7 @@ def tick(app: Flask) -> bool:
                     return False
             if time.monotonic() - _last_expiry[0] >= EXPIRY_EVERY_SECONDS:
                 expire_points(utcnow())
+                forget_old_callbacks(utcnow())
                 _last_expiry[0] = time.monotonic()
             return True
         finally:

@@ -24,11 +24,12 @@ import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.collect.base import GroupTarget
 from app.collect.diff import Change
@@ -130,6 +131,21 @@ def handle_callback(
     db.session.commit()
     log.info("VK callback %s %s for group %s: %s", kind, event_id, vk_group, outcome)
     return CallbackResult("ok", outcome)
+
+
+def forget_old_callbacks(now: datetime) -> int:
+    """Delete the event_ids of callbacks older than VK_CALLBACK_KEEP_DAYS: VK stops retrying
+    long before, and one row a callback would otherwise grow without end."""
+    days = current_app.config["VK_CALLBACK_KEEP_DAYS"]
+    result = db.session.execute(
+        delete(ProviderNotification).where(
+            ProviderNotification.network == "vk",
+            ProviderNotification.dedup_key.startswith("vk-callback:"),
+            ProviderNotification.received_at < now - timedelta(days=days),
+        )
+    )
+    db.session.commit()
+    return result.rowcount
 
 
 def change_from_callback(kind: str, event: Any, group_id: str) -> Change | None:

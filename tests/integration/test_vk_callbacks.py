@@ -474,3 +474,17 @@ def test_each_group_may_have_its_own_url(group_id, client, vk):
         f"/hooks/vk/{group_id + 1}", json={"type": "confirmation", "group_id": GROUP}
     )
     assert other.status_code == 400 and "the event is VK group" in other.get_data(as_text=True)
+
+
+def test_old_event_ids_are_forgotten_after_the_keep_days(group_id, client, vk):
+    from datetime import timedelta
+
+    from app.collect.vk_callbacks import forget_old_callbacks
+
+    post = vk.add_post(GROUP, "Hello")
+    push(client, "like_add", like("like_add", post, ANNA), event_id="anna")
+    push(client, "like_add", like("like_add", post, BORIS), event_id="boris")
+    assert forget_old_callbacks(utcnow() + timedelta(days=6)) == 0, "kept for 7 days"
+    assert outcome("anna") == "counted"
+    assert forget_old_callbacks(utcnow() + timedelta(days=8)) == 2
+    assert outcome("anna") is None and outcome("boris") is None
