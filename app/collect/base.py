@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 # (subject, item id): a like or a repost has item id "" / the repost's own id, a comment its id.
 Activity = set[tuple[str, str]]
@@ -76,6 +77,16 @@ class Pacer:
         self.sleep = sleep
         self.clock = clock
         self._last_request = 0.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], network: str) -> Pacer:
+        """From the network's settings: <NETWORK>_REQUESTS_PER_SECOND (none: unpaced),
+        _MAX_RETRIES and _BACKOFF_SECONDS."""
+        return cls(
+            per_second=config.get(f"{network}_REQUESTS_PER_SECOND", 0.0),
+            max_retries=config[f"{network}_MAX_RETRIES"],
+            backoff_seconds=config[f"{network}_BACKOFF_SECONDS"],
+        )
 
     def pace(self) -> None:
         """Wait until the next request keeps to the rate."""

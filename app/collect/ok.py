@@ -16,8 +16,7 @@ snapshot is kept, nothing is invented) and the run goes on; any other error stop
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -88,24 +87,14 @@ class OKCollector(Collector):
         application_key: str | None,
         secret_key: str | None,
         timeout: float,
-        per_second: float,
-        max_retries: int,
-        backoff_seconds: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer,
     ) -> None:
         self.http = http
         self.api_url = api_url.rstrip("/")
         self.application_key = application_key or ""
         self.secret_key = secret_key or ""
         self.timeout = timeout
-        self.pacer = Pacer(
-            per_second=per_second,
-            max_retries=max_retries,
-            backoff_seconds=backoff_seconds,
-            sleep=sleep,
-            clock=clock,
-        )
+        self.pacer = pacer
         self._token = ""
 
     @classmethod
@@ -116,9 +105,7 @@ class OKCollector(Collector):
             application_key=config.get("OK_APPLICATION_KEY"),
             secret_key=config.get("OK_CLIENT_SECRET"),
             timeout=config["HTTP_TIMEOUT_SECONDS"],
-            per_second=config["OK_REQUESTS_PER_SECOND"],
-            max_retries=config["OK_MAX_RETRIES"],
-            backoff_seconds=config["OK_BACKOFF_SECONDS"],
+            pacer=Pacer.from_config(config, "OK"),
         )
 
     def read(self, target: GroupTarget, progress: Progress) -> GroupReading:

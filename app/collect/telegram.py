@@ -38,8 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -302,17 +301,15 @@ class TelegramCollector(StreamCollector):
         *,
         api_url: str,
         timeout: float,
-        max_retries: int,
-        backoff_seconds: float = 0.5,
+        pacer: Pacer,
         poll_timeout: int = 1,
         threads: ThreadStore | None = None,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.http = http
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         # Telegram sets no fixed rate for getUpdates: requests are not paced, only retried.
-        self.pacer = Pacer(max_retries=max_retries, backoff_seconds=backoff_seconds, sleep=sleep)
+        self.pacer = pacer
         self.poll_timeout = max(0, int(poll_timeout))
         self.threads: ThreadStore = threads if threads is not None else DatabaseThreads()
         self._discussion: dict[str, int | None] = {}
@@ -324,8 +321,7 @@ class TelegramCollector(StreamCollector):
             http,
             api_url=config["TELEGRAM_BOT_API_URL"],
             timeout=config["HTTP_TIMEOUT_SECONDS"],
-            max_retries=config.get("TELEGRAM_MAX_RETRIES", 5),
-            backoff_seconds=config.get("TELEGRAM_BACKOFF_SECONDS", 0.5),
+            pacer=Pacer.from_config(config, "TELEGRAM"),
             poll_timeout=config.get("TELEGRAM_POLL_TIMEOUT_SECONDS", 1),
         )
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,23 +66,13 @@ class VKCollector(Collector):
         api_url: str,
         version: str,
         timeout: float,
-        per_second: float,
-        max_retries: int,
-        backoff_seconds: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer,
     ) -> None:
         self.http = http
         self.api_url = api_url.rstrip("/")
         self.version = version
         self.timeout = timeout
-        self.pacer = Pacer(
-            per_second=per_second,
-            max_retries=max_retries,
-            backoff_seconds=backoff_seconds,
-            sleep=sleep,
-            clock=clock,
-        )
+        self.pacer = pacer
         self._token = ""
 
     @classmethod
@@ -93,9 +82,7 @@ class VKCollector(Collector):
             api_url=config["VK_API_URL"],
             version=config["VK_API_VERSION"],
             timeout=config["HTTP_TIMEOUT_SECONDS"],
-            per_second=config["VK_REQUESTS_PER_SECOND"],
-            max_retries=config["VK_MAX_RETRIES"],
-            backoff_seconds=config["VK_BACKOFF_SECONDS"],
+            pacer=Pacer.from_config(config, "VK"),
         )
 
     def read(self, target: GroupTarget, progress: Progress) -> GroupReading:
