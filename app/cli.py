@@ -180,9 +180,13 @@ def list_groups_command() -> None:
     """List tracked groups and their last successful run."""
     for group, run in groups_with_last_success():
         last = run.finished_at.isoformat(timespec="seconds") if run and run.finished_at else "never"
+        pushed = ""
+        if group.callback_secret_encrypted is not None:
+            pushed = "; webhook on" if group.network == "telegram" else "; callbacks on"
         click.echo(
             f"#{group.id} {group.network} {group.group_id} {group.name!r} "
             f"every {group.interval_seconds}s, {group.posts_to_scan} posts; last success: {last}"
+            f"{pushed}"
         )
 
 

@@ -349,6 +349,7 @@ def test_the_callbacks_command_turns_callbacks_on_and_off(ctx, client, vk):
     assert on.exit_code == 0, on.output
     answer = client.post("/hooks/vk", json={"type": "confirmation", "group_id": GROUP})
     assert answer.get_data(as_text=True) == CONFIRMATION
+    assert "callbacks on" in runner.invoke(args=["groups", "list"]).output
     off = runner.invoke(args=["groups", "callbacks", str(tracked_id), "--off"])
     assert off.exit_code == 0, off.output
     answer = client.post("/hooks/vk", json={"type": "confirmation", "group_id": GROUP})
