@@ -65,13 +65,20 @@ class Event:
 
     @property
     def fact_key(self) -> str:
-        member = f"m{self.member_id}:{self.network}"
+        """What happened, keyed by the social profile that did it (not by the member): a
+        profile moved to another account brings its facts along and earns nothing twice.
+        Events without a profile (none come from the networks) fall back to the member."""
+        who = (
+            f"s:{self.network}:{self.subject}"
+            if self.subject
+            else f"m{self.member_id}:{self.network}"
+        )
         if self.kind in (EventKind.PROFILE_LINKED, EventKind.PROFILE_UNLINKED):
-            return bounded_key(f"{member}:profile:{self.subject}")
+            return bounded_key(f"{who}:profile:{self.subject}")
         if self.kind in (EventKind.JOINED_GROUP, EventKind.LEFT_GROUP):
-            return bounded_key(f"{member}:group:{self.group_id}")
+            return bounded_key(f"{who}:group:{self.group_id}")
         return bounded_key(
-            f"{member}:activity:{self.group_id}:{self.object_id}:{self.activity}:"
+            f"{who}:activity:{self.group_id}:{self.object_id}:{self.activity}:"
             f"{self.activity_id or ''}"
         )
 
@@ -94,6 +101,7 @@ class Award:
     reversed: bool = False
     event_key: str = ""  # set for awards made in this batch; loaded ones are from earlier events
     expired: int = 0  # points of it the expiry job has already burned
+    member_id: int | None = None  # who was paid: a reversal takes the points back from them
 
 
 @dataclass
@@ -326,7 +334,17 @@ def _accrue(action: AccrueAction, offer, event, key, state, policy, result) -> N
         if action.expires_after_days
         else None
     )
-    awards.append(Award(key, offer.id, action.id, amount, cap_counter, event_key=event.key))
+    awards.append(
+        Award(
+            key,
+            offer.id,
+            action.id,
+            amount,
+            cap_counter,
+            event_key=event.key,
+            member_id=event.member_id,
+        )
+    )
     if available_at <= event.occurred_at:  # pending points cannot be spent yet
         state.balances[event.member_id] = state.balances.get(event.member_id, 0) + amount
     result.ledger.append(
@@ -385,7 +403,9 @@ def _reverse(action: DeductAction, offer, event, key, state, policy, result, off
         left = award.amount - award.expired  # what expired is gone already
         if left <= 0:
             continue
-        taken, shortfall = _take(left, event.member_id, state, policy)
+        # From whoever was paid: the profile may belong to another account by now.
+        owner = award.member_id if award.member_id is not None else event.member_id
+        taken, shortfall = _take(left, owner, state, policy)
         paid_by = offers_by_id.get(award.offer_id)
         if award.cap_counter and paid_by is not None and paid_by.reversal_frees_cap:
             used = state.counters.get(award.cap_counter, 0)
@@ -393,7 +413,7 @@ def _reverse(action: DeductAction, offer, event, key, state, policy, result, off
         result.ledger.append(
             LedgerEffect(
                 kind="reversal",
-                member_id=event.member_id,
+                member_id=owner,
                 amount=-taken,
                 idempotency_key=bounded_key(f"{key}|{award.entry_key}"),
                 event_key=event.key,

@@ -120,7 +120,9 @@ def process_events(events: Sequence[Event]) -> ProcessResult:
     if not fresh:
         return ProcessResult(0, 0, 0)
     member_ids = sorted({event.member_id for event in fresh})
-    _lock_members(member_ids)
+    # The members paid for these facts may own other accounts' profiles by now: their
+    # balances may be taken from, so they are locked too (all in one sorted order).
+    _lock_members(sorted(set(member_ids) | _award_owners(fresh)))
     offers = current_offers()
     rules_policy = policy()
     members = _member_facts(member_ids)
@@ -188,6 +190,21 @@ def _lock_members(member_ids: Sequence[int]) -> None:
         ).all()
 
 
+def _award_owners(events: Sequence[Event]) -> set[int]:
+    """The members paid for any of these events' facts."""
+    facts = sorted({event.fact_key for event in events})
+    owners: set[int] = set()
+    for chunk in _chunks(facts):
+        owners.update(
+            db.session.scalars(
+                select(LedgerEntry.member_id)
+                .where(LedgerEntry.fact_key.in_(chunk), LedgerEntry.kind == EntryKind.ACCRUAL)
+                .distinct()
+            )
+        )
+    return owners
+
+
 def _member_facts(member_ids: Sequence[int]) -> dict[int, MemberFacts]:
     facts = {}
     for chunk in _chunks(member_ids):
@@ -226,10 +243,11 @@ def _load_state(
                 LedgerEntry.action_id,
                 LedgerEntry.amount,
                 LedgerEntry.cap_counter,
+                LedgerEntry.member_id,
             ).where(LedgerEntry.fact_key.in_(chunk), LedgerEntry.kind == EntryKind.ACCRUAL)
         )
-        for entry_id, fact, key, offer_id, action_id, amount, cap in rows:
-            award = Award(key, offer_id, action_id, amount, cap)
+        for entry_id, fact, key, offer_id, action_id, amount, cap, owner in rows:
+            award = Award(key, offer_id, action_id, amount, cap, member_id=owner)
             state.awards.setdefault(fact, []).append(award)
             award_ids[key] = entry_id
             by_id[entry_id] = award
@@ -247,7 +265,10 @@ def _load_state(
                 by_id[entry_id].expired += -amount
     # Points are available once their time has come, as of the latest event of the batch.
     now = max(utcnow(), max(event.occurred_at for event in events))
-    for chunk in _chunks(_members_who_may_pay(events, offers, rules_policy)):
+    payers = set(_members_who_may_pay(events, offers, rules_policy))
+    if payers:  # a reversal takes from whoever was paid
+        payers |= {award.member_id for award in by_id.values() if award.member_id is not None}
+    for chunk in _chunks(sorted(payers)):
         # Only available points can be taken: pending ones are not the member's yet.
         state.balances.update(
             db.session.execute(

@@ -59,7 +59,7 @@ class Script:
             member_id=self.member_id,
             network="vk",
             occurred_at=fields.pop("at", self.now),
-            subject="vk-user-1",
+            subject=fields.pop("subject", f"vk-user-{self.member_id}"),
             **fields,
         )
 
@@ -383,3 +383,29 @@ def _counters() -> dict[str, int]:
 
 def _count(model) -> int:
     return app_db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_a_profile_moved_to_another_account_brings_its_facts_along(ctx, member_id):
+    """Anna's VK profile earned its linking and joining bonuses; moved to Boris's account it
+    earns neither again, and leaving the group takes the join back from Anna, who was paid."""
+    now = utcnow()
+    boris = Member(
+        first_name="B", terms_version="t", terms_accepted_at=now, data_processing_accepted_at=now
+    )
+    app_db.session.add(boris)
+    app_db.session.commit()
+    anna_says, boris_says = Script(member_id), Script(boris.id, start=T0 + timedelta(hours=1))
+    profile = {"subject": "vk-777"}
+    process_event(anna_says.event(EventKind.PROFILE_LINKED, **profile))
+    process_event(anna_says.event(EventKind.JOINED_GROUP, group_id="1", **profile))
+    assert balance(member_id) == 50 + 20
+
+    process_event(boris_says.event(EventKind.PROFILE_LINKED, **profile))
+    process_event(boris_says.event(EventKind.JOINED_GROUP, group_id="1", **profile))
+    assert balance(boris.id) == 0, "the profile's bonuses were paid already"
+
+    process_event(boris_says.event(EventKind.LEFT_GROUP, group_id="1", **profile))
+    assert balance(member_id) == 50, "the join is taken back from whoever was paid for it"
+    assert balance(boris.id) == 0
+    process_event(boris_says.event(EventKind.JOINED_GROUP, group_id="1", **profile))
+    assert (balance(member_id), balance(boris.id)) == (50, 20), "joining again earns anew"

@@ -1,9 +1,10 @@
 """Properties of the ledger over random event sequences through the six seed offers.
 
-Each example makes fresh members (so counters, facts and balances start empty even though the
-database is shared by all the examples of a test), builds a random sequence of links, joins,
-leaves, likes, comments and reposts and their undoing over a few posts and calendar months
-(strictly increasing times, often right at a month boundary in Europe/Moscow), processes it
+Each example makes fresh members and profiles (so counters, facts and balances start empty
+even though the database is shared by all the examples of a test), builds a random sequence
+of links, joins, leaves, likes, comments and reposts and their undoing over a few posts and
+calendar months (strictly increasing times, often right at a month boundary in
+Europe/Moscow), processes it
 one event at a time or in random batches, and checks one property.
 """
 
@@ -97,6 +98,9 @@ class Scenario:
                 member_id=member_ids[action.member],
                 network=action.network,
                 occurred_at=moment.astimezone(self.zone),
+                # Per example, as the members are: facts follow profiles, and one example's
+                # profiles must not meet another's awards.
+                subject=f"{action.subject}@{tag}",
                 **fields,
             )
 
@@ -108,7 +112,7 @@ class Scenario:
                     if action.kind == "link"
                     else EventKind.PROFILE_UNLINKED
                 )
-                events.append(make(action, kind, now, subject=action.subject))
+                events.append(make(action, kind, now))
             elif action.kind in ("join", "leave"):
                 kind = EventKind.JOINED_GROUP if action.kind == "join" else EventKind.LEFT_GROUP
                 events.append(make(action, kind, now, group_id=action.group))
@@ -194,16 +198,19 @@ def actions(draw, members: int) -> Action:
             ["link", "unlink", "join", "leave", "do", "do", "undo", "like-burst", "toggle"]
         )
     )
+    # Two profiles for one or two members: a profile seen with both is one moved between
+    # accounts, which must bring its facts along.
+    subject = draw(st.sampled_from(SUBJECTS))
     if kind in ("link", "unlink"):
-        return Action(kind, member, network, subject=draw(st.sampled_from(SUBJECTS)))
+        return Action(kind, member, network, subject=subject)
     group = draw(st.sampled_from(GROUPS[:1] * 3 + GROUPS[1:]))
     if kind in ("join", "leave"):
-        return Action(kind, member, network, group=group)
+        return Action(kind, member, network, subject=subject, group=group)
     if kind == "like-burst":
         # Often enough likes in one go to reach the monthly cap (11 paying likes make 15).
         size = draw(st.integers(2, len(POSTS)))
         posts = draw(st.permutations(POSTS))[:size]
-        return Action(kind, member, network, group=group, posts=tuple(posts))
+        return Action(kind, member, network, subject=subject, group=group, posts=tuple(posts))
     choices = ["like", "like", "comment", "repost"]
     if kind == "toggle":
         choices = ["", "", "repost", "repost", "like", "comment"]  # "": join and leave
@@ -212,7 +219,15 @@ def actions(draw, members: int) -> Action:
     post = draw(st.sampled_from(POSTS[:3])) if activity else ""  # few: undo meets what was done
     times = draw(st.integers(2, 5)) if kind == "toggle" else 0
     return Action(
-        kind, member, network, group=group, post=post, activity=activity, item=item, times=times
+        kind,
+        member,
+        network,
+        subject=subject,
+        group=group,
+        post=post,
+        activity=activity,
+        item=item,
+        times=times,
     )
 
 
@@ -350,33 +365,42 @@ def pure_evaluation(events: Sequence[Event]):
 def reference_balances(events: Sequence[Event]) -> dict[int, int]:
     """What the six seed offers promise, written out by hand (no rules engine).
 
-    A fact (profile, membership, one activity) earns once while its award stands; leaving takes
-    the join back, deleting a repost takes the repost back; likes pay 5 for the month's first
-    paid like, then 1, at most 15 a calendar month in Moscow, and a taken-back award never frees
-    cap room (seed likes are never taken back anyway). A like that the cap leaves unpaid earns
+    A fact (a profile, its membership of a group, one activity) belongs to the social profile,
+    whichever member it is linked to at the time: it earns once while its award stands, and a
+    reversal takes the points back from the member who was paid. Leaving takes the join back,
+    deleting a repost takes the repost back; likes pay 5 for the member's first paid like of the
+    month, then 1, at most 15 a calendar month in Moscow, and a taken-back award never frees cap
+    room (seed likes are never taken back anyway). A like that the cap leaves unpaid earns
     nothing, so the same post may pay in a later month.
     """
-    standing: dict[tuple, int] = {}  # fact -> points of the standing award
+    standing: dict[tuple, tuple[int, int]] = {}  # fact -> (points, member paid)
     used: dict[tuple, int] = defaultdict(int)  # (member, month) -> like points paid
     balances: dict[int, int] = defaultdict(int)
+
+    def take_back(fact: tuple) -> None:
+        points, paid = standing.pop(fact, (0, 0))
+        if points:
+            balances[paid] -= points
+
     for e in events:
         m = e.member_id
+        who = ("s", e.network, e.subject) if e.subject else ("m", m, e.network)
         if e.kind is EventKind.PROFILE_LINKED:
-            fact = ("link", m, e.network, e.subject)
+            fact = ("link", *who)
             if fact not in standing:
-                standing[fact] = 50
+                standing[fact] = (50, m)
                 balances[m] += 50
         elif e.kind is EventKind.JOINED_GROUP:
-            fact = ("join", m, e.network, e.group_id)
+            fact = ("join", *who, e.group_id)
             if fact not in standing:
-                standing[fact] = 20
+                standing[fact] = (20, m)
                 balances[m] += 20
         elif e.kind is EventKind.LEFT_GROUP:
-            balances[m] -= standing.pop(("join", m, e.network, e.group_id), 0)
+            take_back(("join", *who, e.group_id))
         elif e.kind is EventKind.ACTIVITY_DELETED and e.activity is ActivityKind.REPOST:
-            balances[m] -= standing.pop(("repost", m, e.network, e.group_id, e.object_id), 0)
+            take_back(("repost", *who, e.group_id, e.object_id))
         elif e.kind is EventKind.ACTIVITY:
-            fact = (e.activity.value, m, e.network, e.group_id, e.object_id, e.activity_id)
+            fact = (e.activity.value, *who, e.group_id, e.object_id, e.activity_id)
             if e.activity is ActivityKind.REPOST:
                 fact = fact[:-1]
             if fact in standing:
@@ -389,7 +413,7 @@ def reference_balances(events: Sequence[Event]) -> dict[int, int]:
                 used[month] += amount
             else:
                 amount = 10 if e.activity is ActivityKind.REPOST else 3
-            standing[fact] = amount
+            standing[fact] = (amount, m)
             balances[m] += amount
     return balances
 
