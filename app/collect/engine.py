@@ -22,7 +22,6 @@ from app.collect.base import (
     CollectorError,
     GroupReading,
     GroupTarget,
-    StreamBatch,
     StreamChange,
     StreamCollector,
 )
@@ -158,7 +157,6 @@ def _stream_cycle(
     progress,
 ) -> CollectionRun:
     """Fetch what the network pushed since the stored cursor, until it has nothing more."""
-    batch: StreamBatch | None = None
     try:
         while True:
             batch = collector.fetch(target, group.cursor, progress)

@@ -73,11 +73,7 @@ def add_group(
 def set_callbacks(tracked_group_id: int, *, secret: str, confirmation: str) -> TrackedGroup:
     """Accept VK Callback API events for the group: the confirmation string VK's community
     settings show, and the secret key entered there."""
-    group = db.session.get(TrackedGroup, tracked_group_id)
-    if group is None:
-        raise GroupError(f"no tracked group has id {tracked_group_id}")
-    if group.network != "vk":
-        raise GroupError(f"callbacks are VK's; group #{group.id} is on {group.network}")
+    group = _tracked(tracked_group_id, "vk", "callbacks are VK's")
     secret, confirmation = secret.strip(), confirmation.strip()
     # VK's own limits: a secret of up to 50 letters and digits, an 8-character confirmation.
     if not 8 <= len(secret) <= 50 or not secret.isascii() or not secret.isalnum():
@@ -91,21 +87,20 @@ def set_callbacks(tracked_group_id: int, *, secret: str, confirmation: str) -> T
 
 
 def clear_callbacks(tracked_group_id: int) -> TrackedGroup:
-    group = db.session.get(TrackedGroup, tracked_group_id)
-    if group is None:
-        raise GroupError(f"no tracked group has id {tracked_group_id}")
+    group = _tracked(tracked_group_id, "vk", "callbacks are VK's")
     group.callback_secret_encrypted = None
     group.callback_confirmation = None
     db.session.commit()
     return group
 
 
-def _telegram_group(tracked_group_id: int) -> TrackedGroup:
+def _tracked(tracked_group_id: int, network: str | None = None, feature: str = "") -> TrackedGroup:
+    """The tracked group, on `network` if given (else the error says `feature`)."""
     group = db.session.get(TrackedGroup, tracked_group_id)
     if group is None:
         raise GroupError(f"no tracked group has id {tracked_group_id}")
-    if group.network != "telegram":
-        raise GroupError(f"webhooks are Telegram's; group #{group.id} is on {group.network}")
+    if network is not None and group.network != network:
+        raise GroupError(f"{feature}; group #{group.id} is on {group.network}")
     return group
 
 
@@ -114,7 +109,7 @@ def start_telegram_webhook(tracked_group_id: int, url: str) -> TrackedGroup:
     production); scheduled polling of the group stops, as Telegram allows one or the other."""
     from app.collect.telegram import set_webhook
 
-    group = _telegram_group(tracked_group_id)
+    group = _tracked(tracked_group_id, "telegram", "webhooks are Telegram's")
     expected = f"/hooks/telegram/{group.id}"
     if not url.startswith(("https://", "http://")) or not url.rstrip("/").endswith(expected):
         raise GroupError(f"the webhook URL must be the portal's {expected}, got {url!r}")
@@ -125,15 +120,13 @@ def start_telegram_webhook(tracked_group_id: int, url: str) -> TrackedGroup:
 def stop_telegram_webhook(tracked_group_id: int) -> TrackedGroup:
     from app.collect.telegram import delete_webhook
 
-    group = _telegram_group(tracked_group_id)
+    group = _tracked(tracked_group_id, "telegram", "webhooks are Telegram's")
     delete_webhook(group)
     return group
 
 
 def remove_group(tracked_group_id: int) -> None:
-    group = db.session.get(TrackedGroup, tracked_group_id)
-    if group is None:
-        raise GroupError(f"no tracked group has id {tracked_group_id}")
+    group = _tracked(tracked_group_id)
     db.session.delete(group)
     db.session.commit()
 

@@ -330,6 +330,9 @@ def test_the_webhook_command_switches_polling_off_and_on(ctx, tg):
     assert started_hook.exit_code == 0, started_hook.output
     assert tg.webhook_info(TOKEN)["url"] == hook
     assert group_id not in due_groups(), "Telegram refuses getUpdates while a webhook is set"
+    wrong = runner.invoke(args=["groups", "callbacks", str(group_id), "--off"])
+    assert wrong.exit_code != 0 and "callbacks are VK's" in wrong.output
+    assert group_id not in due_groups(), "the webhook's secret is untouched"
 
     stopped = runner.invoke(args=["groups", "webhook", str(group_id), "--off"])
     assert stopped.exit_code == 0, stopped.output
