@@ -225,6 +225,13 @@ def _apply_once(
         outcome = "not counted: older than the posts polling reads"
     else:
         return _settle(group, kind, key, change, http)
+    return _settled_without_change(group, key, kind, change, outcome)
+
+
+def _settled_without_change(
+    group: TrackedGroup, key: str, kind: str, change: Change | None, outcome: str
+) -> str:
+    """Record the event_id, under the lock, for a callback that changes nothing."""
     lock_group(group.id)
     if _seen(key):
         return "duplicate"
@@ -252,12 +259,8 @@ def _settle(
             _remember(key, kind, before.change, outcome)
             return outcome
         db.session.rollback()
-    lock_group(group.id)
-    if _seen(key):
-        return "duplicate"
     outcome = "left to polling: the item kept changing while it was checked"
-    _remember(key, kind, change, outcome)
-    return outcome
+    return _settled_without_change(group, key, kind, change, outcome)
 
 
 @dataclass(frozen=True)
