@@ -120,13 +120,14 @@ def process_events(events: Sequence[Event]) -> ProcessResult:
     if not fresh:
         return ProcessResult(0, 0, 0)
     member_ids = sorted({event.member_id for event in fresh})
-    # The members paid for these facts may own other accounts' profiles by now: their
-    # balances may be taken from, so they are locked too (all in one sorted order).
-    _lock_members(sorted(set(member_ids) | _award_owners(fresh)))
     offers = current_offers()
     rules_policy = policy()
+    # A reversal takes from whoever was paid for the fact, who may own the profile no more:
+    # they are locked too (all in one sorted order).
+    paying = _paying_events(fresh, offers, rules_policy)
+    _lock_members(sorted(set(member_ids) | _award_owners(paying)))
     members = _member_facts(member_ids)
-    state, award_ids = _load_state(fresh, offers, rules_policy)
+    state, award_ids = _load_state(fresh, paying, offers, rules_policy)
     ledger_effects: list[LedgerEffect] = []
     messages = []
     changed_counters: dict[str, int] = {}
@@ -191,7 +192,7 @@ def _lock_members(member_ids: Sequence[int]) -> None:
 
 
 def _award_owners(events: Sequence[Event]) -> set[int]:
-    """The members paid for any of these events' facts."""
+    """The members paid for any of these events' facts (one query for the batch)."""
     facts = sorted({event.fact_key for event in events})
     owners: set[int] = set()
     for chunk in _chunks(facts):
@@ -218,7 +219,7 @@ def _member_facts(member_ids: Sequence[int]) -> dict[int, MemberFacts]:
 
 
 def _load_state(
-    events: Sequence[Event], offers: Sequence[Offer], rules_policy
+    events: Sequence[Event], paying: Sequence[Event], offers: Sequence[Offer], rules_policy
 ) -> tuple[LedgerState, dict[str, int]]:
     state = LedgerState()
     keys = sorted(
@@ -265,9 +266,9 @@ def _load_state(
                 by_id[entry_id].expired += -amount
     # Points are available once their time has come, as of the latest event of the batch.
     now = max(utcnow(), max(event.occurred_at for event in events))
-    payers = set(_members_who_may_pay(events, offers, rules_policy))
-    if payers:  # a reversal takes from whoever was paid
-        payers |= {award.member_id for award in by_id.values() if award.member_id is not None}
+    payers = {event.member_id for event in paying}
+    for event in paying:  # a reversal takes from whoever was paid
+        payers.update(a.member_id for a in state.awards.get(event.fact_key, ()) if a.member_id)
     for chunk in _chunks(sorted(payers)):
         # Only available points can be taken: pending ones are not the member's yet.
         state.balances.update(
@@ -285,8 +286,8 @@ def _load_state(
     return state, award_ids
 
 
-def _members_who_may_pay(events: Sequence[Event], offers: Sequence[Offer], rules_policy) -> list:
-    """Balances matter only where a deduction may be clamped at zero: load just those."""
+def _paying_events(events: Sequence[Event], offers: Sequence[Offer], rules_policy) -> list:
+    """The events a deduction may follow, clamped at zero: only their balances matter."""
     if rules_policy.allow_negative_balance:
         return []
     deducting = {
@@ -294,7 +295,7 @@ def _members_who_may_pay(events: Sequence[Event], offers: Sequence[Offer], rules
         for offer in offers
         if any(isinstance(a, DeductAction) for chain in offer.chains for a in chain.actions)
     }
-    return sorted({event.member_id for event in events if event.kind in deducting})
+    return [event for event in events if event.kind in deducting]
 
 
 def _entry_row(effect: LedgerEffect, event_ids: dict[str, int], now: datetime) -> dict:
@@ -401,5 +402,6 @@ def dry_run(event: Event) -> Evaluation:
     offers = current_offers()
     rules_policy = policy()
     members = _member_facts([event.member_id])
-    state, _ = _load_state([event], offers, rules_policy)
+    paying = _paying_events([event], offers, rules_policy)
+    state, _ = _load_state([event], paying, offers, rules_policy)
     return evaluate(event, offers, members.get(event.member_id, MemberFacts()), state, rules_policy)
