@@ -41,10 +41,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import pairwise
+from itertools import count, pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -798,36 +798,46 @@ def compare(
     actions: Counter,
 ) -> Outcome:
     expected = Counter(f for _, facts in timeline for f in facts)
-    rows = [
-        tuple(row)
-        for row in db.session.execute(
-            select(
-                EventRow.kind,
-                EventRow.subject,
-                EventRow.group_id,
-                EventRow.object_id,
-                EventRow.activity,
-                EventRow.activity_id,
-            ).order_by(EventRow.id)
-        )
-    ]
+    rows = found_facts()
     found = Counter(rows)
     missing, extra = expected - found, found - expected
+    mismatches = [
+        (members_of.get(member_id, 0), member_id, want, got)
+        for member_id, want, got in ledger_mismatches(timeline, world.linked, world.network.name)
+    ]
+    return Outcome(
+        expected, found, missing, extra, mismatches, cycles, actions, counted_twice(world, rows)
+    )
 
-    # The ledger: the expected events through the pure rules, against the database.
+
+def found_facts() -> list[Fact]:
+    """The events in the database, in the order they were recorded, as facts."""
+    columns = (
+        EventRow.kind,
+        EventRow.subject,
+        EventRow.group_id,
+        EventRow.object_id,
+        EventRow.activity,
+        EventRow.activity_id,
+    )
+    return [tuple(row) for row in db.session.execute(select(*columns).order_by(EventRow.id))]
+
+
+def ledger_mismatches(
+    timeline: Iterable[tuple[datetime, Sequence[Fact]]], linked: dict[int, int], network: str
+) -> list[tuple[int, int, int]]:
+    """The expected facts, in order, through the pure rules against the database's balances:
+    (member, expected points, points in the ledger) for each member who differs."""
     offers = [parse_offer(data) for data in SEED_OFFERS]
-    rules_policy = policy()
-    state = LedgerState()
-    truth: Counter[int] = Counter()
-    serial = 0
+    rules_policy, state, truth = policy(), LedgerState(), Counter()
+    serial = count(1)
     for at, facts in timeline:
         for kind, subject, group, post, activity, activity_id in facts:
-            serial += 1
             event = Event(
-                key=f"truth:{serial}",
+                key=f"truth:{next(serial)}",
                 kind=EventKind(kind),
-                member_id=world.linked[int(subject)],
-                network=world.network.name,
+                member_id=linked[int(subject)],
+                network=network,
                 occurred_at=at,
                 subject=subject,
                 group_id=group,
@@ -846,19 +856,11 @@ def compare(
         .tuples()
         .all()
     )
-    mismatches = [
-        (
-            members_of.get(member_id, 0),
-            member_id,
-            truth.get(member_id, 0),
-            balances.get(member_id, 0),
-        )
-        for member_id in sorted(set(world.linked.values()) | set(balances))
+    return [
+        (member_id, truth.get(member_id, 0), int(balances.get(member_id, 0) or 0))
+        for member_id in sorted(set(linked.values()) | set(balances))
         if truth.get(member_id, 0) != int(balances.get(member_id, 0) or 0)
     ]
-    return Outcome(
-        expected, found, missing, extra, mismatches, cycles, actions, counted_twice(world, rows)
-    )
 
 
 def counted_twice(world: World, rows: list[Fact]) -> list[str]:
@@ -898,8 +900,8 @@ def report(outcome: Outcome, limit: int = 25) -> None:
         if not facts:
             continue
         print(f"{label} ({facts.total()}):")
-        for fact_row, count in sorted(facts.items(), key=str)[:limit]:
-            print(f"  {count} x {fact_row}")
+        for fact_row, times in sorted(facts.items(), key=str)[:limit]:
+            print(f"  {times} x {fact_row}")
         if len(facts) > limit:
             print(f"  ... and {len(facts) - limit} more")
     if outcome.twice:

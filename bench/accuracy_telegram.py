@@ -47,32 +47,24 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
 
 from app.collect.base import CollectorError, GroupTarget  # noqa: E402
 from app.collect.engine import apply_stream_changes, collect_group  # noqa: E402
 from app.collect.telegram import TelegramCollector, set_webhook  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import Event as EventRow  # noqa: E402
-from app.models import LedgerEntry, TrackedGroup  # noqa: E402
+from app.models import TrackedGroup  # noqa: E402
 from app.models.types import utcnow  # noqa: E402
 from app.rules import (  # noqa: E402
-    ActivityKind,
-    Event,
     EventKind,
-    LedgerState,
-    MemberFacts,
-    evaluate,
-    parse_offer,
 )
-from app.rules.seed_offers import SEED_OFFERS  # noqa: E402
 from app.services.groups import add_group  # noqa: E402
 from app.services.offers import install_seed_offers  # noqa: E402
-from app.services.processing import policy  # noqa: E402
 from bench.accuracy import (  # noqa: E402
     LiveServer,
     add_member,
     build_portal,
+    found_facts,
+    ledger_mismatches,
     prepare_database,
     quiet_logs,
 )
@@ -464,48 +456,11 @@ class Outcome:
 def compare(world: World) -> Outcome:
     """The database against the truth: events, and balances against a replay of the truth
     through the pure rules."""
-    columns = (
-        EventRow.kind,
-        EventRow.subject,
-        EventRow.group_id,
-        EventRow.object_id,
-        EventRow.activity,
-        EventRow.activity_id,
+    found = Counter(found_facts())
+    timeline = [(utcnow(), world.facts)]
+    return Outcome(
+        Counter(world.facts), found, ledger_mismatches(timeline, world.linked, "telegram")
     )
-    found = Counter(tuple(row) for row in db.session.execute(select(*columns)))
-    offers = [parse_offer(data) for data in SEED_OFFERS]
-    rules_policy, state, truth = policy(), LedgerState(), Counter()
-    now = utcnow()
-    for serial, (kind, subject, group, post, activity, activity_id) in enumerate(world.facts):
-        event = Event(
-            key=f"truth:{serial}",
-            kind=EventKind(kind),
-            member_id=world.linked[int(subject)],
-            network="telegram",
-            occurred_at=now,
-            subject=subject,
-            group_id=group,
-            object_id=post,
-            activity=ActivityKind(activity) if activity else None,
-            activity_id=activity_id,
-        )
-        for effect in evaluate(event, offers, MemberFacts(), state, rules_policy).ledger:
-            truth[effect.member_id] += effect.amount
-    balances = dict(
-        db.session.execute(
-            select(LedgerEntry.member_id, func.sum(LedgerEntry.amount)).group_by(
-                LedgerEntry.member_id
-            )
-        )
-        .tuples()
-        .all()
-    )
-    mismatches = [
-        (member_id, truth.get(member_id, 0), int(balances.get(member_id, 0) or 0))
-        for member_id in sorted(set(world.linked.values()) | set(balances))
-        if truth.get(member_id, 0) != int(balances.get(member_id, 0) or 0)
-    ]
-    return Outcome(Counter(world.facts), found, mismatches)
 
 
 def report(outcome: Outcome, actions: Counter, cycles: list[Cycle], limit: int = 25) -> None:
