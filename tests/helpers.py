@@ -156,3 +156,16 @@ def linked_member(network: str, subject: object) -> int:
     db.session.add(LinkedProfile(member_id=member.id, network=network, subject=str(subject)))
     db.session.commit()
     return member.id
+
+
+def recorded_events(*, with_item: bool = False) -> list[tuple]:
+    """The events in the database in order: (kind, subject, post, activity[, item id])."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Event
+
+    columns = [Event.kind, Event.subject, Event.object_id, Event.activity]
+    if with_item:
+        columns.append(Event.activity_id)
+    return [tuple(row) for row in db.session.execute(select(*columns).order_by(Event.id))]

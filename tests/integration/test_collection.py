@@ -20,7 +20,7 @@ from app.models import Event as EventRow
 from app.models.types import utcnow
 from app.services.groups import GroupError, add_group
 from app.services.ledger import balance
-from tests.helpers import linked_member
+from tests.helpers import linked_member, recorded_events
 from tests.integration.conftest import ANNA, BORIS, CHEN, GROUP, TOKEN
 
 pytestmark = pytest.mark.database
@@ -35,12 +35,7 @@ def tracked(**kwargs) -> int:
 
 
 def events() -> list[tuple]:
-    rows = app_db.session.execute(
-        select(EventRow.kind, EventRow.subject, EventRow.object_id, EventRow.activity).order_by(
-            EventRow.id
-        )
-    )
-    return [tuple(row) for row in rows]
+    return recorded_events()
 
 
 def test_first_cycle_is_the_baseline_then_changes_become_events(ctx, vk):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import pytest
 import requests
-from sqlalchemy import select
 
 from app.collect.engine import collect_group
 from app.extensions import db as app_db
-from app.models import Event as EventRow
 from app.services.groups import add_group
 from app.services.ledger import balance
 from app.services.offers import install_seed_offers
 from sandbox.okapi import ACCURACY_PROFILE
-from tests.helpers import linked_member
+from tests.helpers import linked_member, recorded_events
 
 pytestmark = pytest.mark.database
 
@@ -55,12 +53,7 @@ def tracked(**kwargs) -> int:
 
 
 def events() -> list[tuple]:
-    rows = app_db.session.execute(
-        select(EventRow.kind, EventRow.subject, EventRow.object_id, EventRow.activity).order_by(
-            EventRow.id
-        )
-    )
-    return [tuple(row) for row in rows]
+    return recorded_events()
 
 
 def test_baseline_then_every_change_once(ctx, ok):

@@ -20,7 +20,7 @@ from app.services.crypto import decrypt_text
 from app.services.groups import add_group
 from app.services.ledger import balance
 from app.services.offers import install_seed_offers
-from tests.helpers import linked_member
+from tests.helpers import linked_member, recorded_events
 
 TOKEN = "7300001:loyalink-collector-bot"
 CHANNEL, DISCUSSION = -1001500000001, -1001500000002
@@ -68,16 +68,7 @@ def tracked() -> int:
 
 
 def events() -> list[tuple]:
-    rows = app_db.session.execute(
-        select(
-            EventRow.kind,
-            EventRow.subject,
-            EventRow.object_id,
-            EventRow.activity,
-            EventRow.activity_id,
-        ).order_by(EventRow.id)
-    )
-    return [tuple(row) for row in rows]
+    return recorded_events(with_item=True)
 
 
 def started(group_id: int) -> None:
